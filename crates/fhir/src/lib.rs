@@ -1,0 +1,44 @@
+//! The FHIR R4 engine: the official definitions (embedded, decoded once), validation against
+//! them, OperationOutcome, and the links a transaction rewrites. Pure: no I/O.
+
+mod definitions;
+pub mod links;
+pub mod model;
+pub mod outcome;
+mod path;
+mod primitives;
+pub mod validate;
+
+pub use definitions::{Child, Definitions, Node, NodeId, Primitive, TypeClass, ValueSet, definitions};
+pub use model::{CompartmentDef, CompartmentResource, SearchComponent, SearchParamDef, TypeDef, TypeKind};
+
+/// The crate's one error type. Validation problems are not errors but [`outcome::Issue`]s; this
+/// covers the definitions themselves.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("decompressing the definitions failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("decoding the definitions failed: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("the definitions are inconsistent: {0}")]
+    Definitions(String),
+}
+
+/// The name this error had before the crate had one error type.
+pub type DefinitionsError = Error;
+
+/// The R4 id rule: 1 to 64 letters, digits, `-` and `.`.
+pub fn is_valid_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ids() {
+        assert!(super::is_valid_id("a-B.9"));
+        assert!(!super::is_valid_id(""));
+        assert!(!super::is_valid_id("a_b"));
+        assert!(!super::is_valid_id(&"x".repeat(65)));
+    }
+}

@@ -1,0 +1,202 @@
+//! The `iaso` binary end to end: import, demo seeding, graceful shutdown, crash durability.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+fn iaso() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_iaso"));
+    c.env("IASO_LOG_FORMAT", "json").env_remove("IASO_DATABASE_URL").env_remove("IASO_DATA_DIR");
+    c
+}
+
+fn synthea() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/synthea")
+}
+
+fn store_args(dir: &Path, database: Option<&str>) -> Vec<String> {
+    let mut args = vec!["--data-dir".to_owned(), dir.display().to_string()];
+    if let Some(db) = database {
+        args.push("--database".into());
+        args.push(db.into());
+    }
+    args
+}
+
+async fn versions(dir: &Path, database: Option<&str>) -> u64 {
+    let store = store::open(database, dir).await.expect("store opens");
+    store.history_total(store::DEFAULT_TENANT, &store::HistoryQuery::default()).await.expect("total")
+}
+
+fn run_import(dir: &Path, database: Option<&str>) -> String {
+    let out = iaso().arg("import").args(store_args(dir, database)).arg(synthea()).output().expect("iaso runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "import failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    stdout
+}
+
+async fn import_all_synthea_sets_idempotently(database: Option<String>) {
+    let dir = tempfile::tempdir().expect("dir");
+    let first = run_import(dir.path(), database.as_deref());
+    assert!(first.contains("Imported 23395 resources from 67 files"), "{first}");
+    assert!(first.contains("0 failure(s)"), "{first}");
+    let after_first = versions(dir.path(), database.as_deref()).await;
+    // Conditional creates that matched write nothing, so fewer versions than entries.
+    assert!(after_first > 20_000, "{after_first}");
+    let second = run_import(dir.path(), database.as_deref());
+    assert!(second.contains("0 failure(s)"), "{second}");
+    assert_eq!(versions(dir.path(), database.as_deref()).await, after_first, "a re-import writes nothing new");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_synthea_sqlite() {
+    import_all_synthea_sets_idempotently(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_synthea_postgres() {
+    import_all_synthea_sets_idempotently(Some(store::testing::fresh_postgres_url().await)).await;
+}
+
+#[test]
+fn import_reports_each_failure_with_its_reason() {
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().join("in");
+    std::fs::create_dir(&data).expect("mkdir");
+    std::fs::write(data.join("bad.json"), "{not json").expect("write");
+    let lines = [
+        json!({"resourceType": "Patient", "id": "nd1"}).to_string(),
+        json!({"resourceType": "Patient", "id": "nd2", "gender": "boy"}).to_string(),
+    ];
+    std::fs::write(data.join("patients.ndjson"), lines.join("\n")).expect("write");
+    let out = iaso().arg("import").args(store_args(&dir.path().join("db"), None)).arg(&data).output().expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(stdout.contains("bad.json: not valid JSON"), "{stdout}");
+    assert!(stdout.contains("patients.ndjson"), "{stdout}");
+    assert!(stdout.contains("gender"), "{stdout}");
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+fn start(dir: &Path, extra: &[&str]) -> (Server, Vec<String>) {
+    let mut child = iaso()
+        .arg("serve")
+        .args(store_args(dir, None))
+        .args(["--listen", "127.0.0.1:0"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawns");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("line");
+        lines.push(line.clone());
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            let base = rest.split_whitespace().next().expect("url").to_owned();
+            return (Server { child, base }, lines);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("server did not start: {lines:?}");
+}
+
+impl Server {
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill").args([sig, &self.child.id().to_string()]).status().expect("kill runs");
+        assert!(ok.success());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_clinic_then_graceful_shutdown() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (mut server, lines) = start(dir.path(), &["--demo", "--demo-patients", "5"]);
+    assert!(lines.iter().any(|l| l.contains("Demo clinic seeded: 5 patients")), "{lines:?}");
+    let client = reqwest::Client::new();
+    let root = server.base.trim_end_matches("/fhir").to_owned();
+    let ready = client.get(format!("{root}/health/ready")).send().await.expect("sent");
+    assert_eq!(ready.status(), 200);
+    let history: Value = client
+        .get(format!("{}/Patient/_history?_count=1", server.base))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(history["total"], 5);
+
+    server.signal("-TERM");
+    let status = server.child.wait().expect("exits");
+    assert!(status.success(), "{status:?}");
+
+    // A second start does not seed again.
+    let (mut again, lines) = start(dir.path(), &["--demo", "--demo-patients", "5"]);
+    assert!(lines.iter().any(|l| l.contains("already holds data")), "{lines:?}");
+    again.signal("-INT");
+    assert!(again.child.wait().expect("exits").success());
+}
+
+/// A SIGTERM while a large transaction is in flight lets it finish and commit whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_in_flight_transactions_finish() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (mut server, _) = start(dir.path(), &[]);
+    let entries: Vec<Value> = (0..3000)
+        .map(|i| {
+            json!({"resource": {"resourceType": "Patient", "id": format!("t{i}"), "active": true},
+                   "request": {"method": "PUT", "url": format!("Patient/t{i}")}})
+        })
+        .collect();
+    let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": entries});
+    let request = reqwest::Client::new()
+        .post(server.base.clone())
+        .header("content-type", "application/fhir+json")
+        .body(bundle.to_string())
+        .send();
+    let in_flight = tokio::spawn(request);
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    server.signal("-TERM");
+    let response = in_flight.await.expect("joined").expect("the in-flight request is answered");
+    assert_eq!(response.status(), 200);
+    assert!(server.child.wait().expect("exits").success());
+    assert_eq!(versions(dir.path(), None).await, 3000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_writes_survive_kill_9() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (mut server, _) = start(dir.path(), &[]);
+    let client = reqwest::Client::new();
+    for i in 0..20 {
+        let body = json!({"resourceType": "Patient", "id": format!("k{i}"), "active": true});
+        let r = client
+            .put(format!("{}/Patient/k{i}", server.base))
+            .header("content-type", "application/fhir+json")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(r.status(), 201);
+    }
+    server.signal("-KILL");
+    let _ = server.child.wait();
+    let (mut restarted, _) = start(dir.path(), &[]);
+    for i in 0..20 {
+        let r = client.get(format!("{}/Patient/k{i}", restarted.base)).send().await.expect("sent");
+        assert_eq!(r.status(), 200);
+    }
+    restarted.signal("-TERM");
+    let _ = restarted.child.wait();
+    std::thread::sleep(Duration::from_millis(10));
+}

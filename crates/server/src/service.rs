@@ -1,0 +1,590 @@
+//! The FHIR interactions as domain operations over a [`Store`]: create, update, patch, delete and
+//! their conditional forms. The REST handlers, Bundle processing and `iaso import` all go through
+//! these, so every write is validated, versioned and indexed the same way.
+
+use std::future::Future;
+use std::time::Duration;
+
+use fhir::outcome::{Issue, has_errors};
+use serde_json::{Map, Value};
+use store::{Criterion, IndexRow, Method, NewVersion, ResourceVersion, Store, StoreError, Transaction};
+
+use crate::error::{ApiError, ApiResult};
+
+/// The result of a write.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub version: ResourceVersion,
+    /// A new resource came into being (201) rather than a new version of an existing one (200).
+    pub created: bool,
+}
+
+/// Checks that a resource type is one this server serves.
+pub fn known_type(resource_type: &str) -> ApiResult<()> {
+    if fhir::definitions().is_resource_type(resource_type) {
+        Ok(())
+    } else {
+        Err(ApiError::UnknownType(resource_type.to_owned()))
+    }
+}
+
+/// Checks an id taken from a URL.
+pub fn valid_id(id: &str) -> ApiResult<()> {
+    if fhir::is_valid_id(id) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "'{id}' is not a valid resource id (1-64 characters: letters, digits, '-' and '.')"
+        )))
+    }
+}
+
+/// Validates a resource body that claims to be of `resource_type`. Warnings are dropped; errors
+/// come back with the FHIRPath of each offending element.
+pub fn check_resource(body: &Value, resource_type: &str) -> ApiResult<()> {
+    match body.get("resourceType").and_then(Value::as_str) {
+        None => {
+            return Err(ApiError::BadRequest(vec![
+                Issue::error("required", "the body is not a FHIR resource: it has no resourceType").at(resource_type),
+            ]));
+        }
+        Some(t) if t != resource_type => {
+            return Err(ApiError::bad_request_at(
+                format!("the body is a {t} but the URL names {resource_type}"),
+                format!("{t}.resourceType"),
+            ));
+        }
+        Some(_) => {}
+    }
+    let issues = fhir::validate::validate(body, &fhir::validate::Options::default());
+    if has_errors(&issues) { Err(ApiError::Invalid(issues.into_iter().filter(is_error).collect())) } else { Ok(()) }
+}
+
+fn is_error(issue: &Issue) -> bool {
+    has_errors(std::slice::from_ref(issue))
+}
+
+/// The version named in an `If-Match` or `ifMatch` value: `W/"3"`, `"3"` or `3`.
+pub fn parse_etag(value: &str) -> ApiResult<i64> {
+    let v = value.trim();
+    let v = v.strip_prefix("W/").unwrap_or(v).trim_matches('"');
+    v.parse::<i64>().map_err(|_| ApiError::bad_request(format!("'{value}' is not a version ETag such as W/\"3\"")))
+}
+
+/// Parses the criteria of a conditional interaction (`If-None-Exist`, `PUT [type]?…`,
+/// conditional references). Until full search lands, `_id` and `identifier` are understood.
+pub fn parse_criteria(resource_type: &str, query: &str) -> ApiResult<Vec<Criterion>> {
+    let mut criteria = Vec::new();
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        match &*name {
+            "_format" | "_pretty" => {}
+            "_id" => criteria.push(Criterion::Id(value.into_owned())),
+            "identifier" => {
+                if value.contains(',') {
+                    return Err(ApiError::not_supported(
+                        "several identifier values (OR) in conditional criteria are not supported yet",
+                    ));
+                }
+                let (system, code) = match value.split_once('|') {
+                    Some((s, c)) => (Some(s.to_owned()), c.to_owned()),
+                    None => (None, value.into_owned()),
+                };
+                if code.is_empty() {
+                    return Err(ApiError::not_supported(format!("identifier criteria need a value: '{query}'")));
+                }
+                criteria.push(Criterion::Token { param: "identifier".into(), system, code });
+            }
+            other => {
+                return Err(ApiError::not_supported(format!(
+                    "the parameter '{other}' is not supported in conditional criteria for {resource_type} yet (supported: _id, identifier)"
+                )));
+            }
+        }
+    }
+    if criteria.is_empty() {
+        return Err(ApiError::bad_request(format!("conditional criteria for {resource_type} are empty: '{query}'")));
+    }
+    Ok(criteria)
+}
+
+/// The index rows a resource version carries. Identifiers are indexed so that conditional
+/// interactions and references can find resources by them.
+pub fn index_rows(resource: &Value) -> Vec<IndexRow> {
+    let mut rows = Vec::new();
+    let mut add = |identifier: &Value| {
+        if let Some(code) = identifier.get("value").and_then(Value::as_str) {
+            let system = identifier.get("system").and_then(Value::as_str).map(str::to_owned);
+            rows.push(IndexRow::Token { param: "identifier".into(), system, code: code.to_owned() });
+        }
+    };
+    match resource.get("identifier") {
+        Some(Value::Array(items)) => items.iter().for_each(&mut add),
+        Some(single @ Value::Object(_)) => add(single),
+        _ => {}
+    }
+    rows
+}
+
+/// Puts `id` right after `resourceType` and drops the server-managed meta fields, which the store
+/// sets for the new version.
+pub fn prepare_body(body: Value, id: &str) -> Value {
+    let Value::Object(fields) = body else { return body };
+    let mut out = Map::with_capacity(fields.len() + 1);
+    let mut rest = Map::with_capacity(fields.len());
+    for (k, v) in fields {
+        match k.as_str() {
+            "resourceType" => {
+                out.insert(k, v);
+            }
+            "id" => {}
+            "meta" => {
+                if let Value::Object(mut meta) = v {
+                    meta.remove("versionId");
+                    meta.remove("lastUpdated");
+                    if !meta.is_empty() {
+                        rest.insert(k, Value::Object(meta));
+                    }
+                }
+            }
+            _ => {
+                rest.insert(k, v);
+            }
+        }
+    }
+    out.insert("id".into(), Value::String(id.to_owned()));
+    out.extend(rest);
+    Value::Object(out)
+}
+
+/// True when the stored body and a new prepared body differ only in server-managed meta.
+fn same_content(stored: &str, prepared: &Value) -> bool {
+    let Ok(Value::Object(mut old)) = serde_json::from_str::<Value>(stored) else {
+        return false;
+    };
+    if let Some(Value::Object(meta)) = old.get_mut("meta") {
+        meta.remove("versionId");
+        meta.remove("lastUpdated");
+        if meta.is_empty() {
+            old.remove("meta");
+        }
+    }
+    match prepared {
+        Value::Object(new) => unordered_eq(&old, new),
+        _ => false,
+    }
+}
+
+fn unordered_eq(a: &Map<String, Value>, b: &Map<String, Value>) -> bool {
+    a.len() == b.len() && a.iter().all(|(k, v)| b.get(k) == Some(v))
+}
+
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Runs one attempt of a transaction again when the store reports a lost race.
+pub async fn with_retry<T, F, Fut>(mut attempt: F) -> ApiResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ApiResult<T>>,
+{
+    let mut tries: u32 = 0;
+    loop {
+        match attempt().await {
+            Err(ApiError::Store(StoreError::Retry)) if tries < 8 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(2 << tries)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+// ---- steps inside an open transaction (shared by single interactions and Bundles) ----
+
+/// Creates a resource under `id` (a server-assigned id for POST). Finding the id taken means a
+/// concurrent transaction created it first: the caller retries and then sees it.
+pub async fn tx_create(tx: &mut dyn Transaction, resource_type: &str, body: Value, id: &str) -> ApiResult<Written> {
+    let body = prepare_body(body, id);
+    let index = index_rows(&body);
+    let version = tx
+        .write(NewVersion {
+            resource_type: resource_type.to_owned(),
+            id: id.to_owned(),
+            expected_version: Some(0),
+            method: Method::Post,
+            body: Some(body),
+            index,
+        })
+        .await
+        .map_err(|e| lost_race(e, None))?;
+    Ok(Written { version, created: true })
+}
+
+/// A version conflict the client did not ask to be checked (no `If-Match`) only means a
+/// concurrent transaction wrote first: the whole transaction is retried and sees its write.
+fn lost_race(error: StoreError, if_match: Option<i64>) -> StoreError {
+    match error {
+        StoreError::VersionConflict { .. } if if_match.is_none() => StoreError::Retry,
+        other => other,
+    }
+}
+
+/// Updates (or creates, with a client-chosen id) a resource. An update that changes nothing but
+/// server-managed meta creates no new version.
+pub async fn tx_update(
+    tx: &mut dyn Transaction,
+    resource_type: &str,
+    id: &str,
+    body: Value,
+    if_match: Option<i64>,
+    method: Method,
+) -> ApiResult<Written> {
+    let current = tx.read(resource_type, id).await?;
+    check_if_match(resource_type, id, current.as_ref(), if_match)?;
+    let body = prepare_body(body, id);
+    if let Some(cur) = &current
+        && let Some(stored) = &cur.body
+        && same_content(stored, &body)
+    {
+        return Ok(Written { version: cur.clone(), created: false });
+    }
+    let created = current.as_ref().is_none_or(ResourceVersion::is_deleted);
+    let index = index_rows(&body);
+    let version = tx
+        .write(NewVersion {
+            resource_type: resource_type.to_owned(),
+            id: id.to_owned(),
+            // 0 stands for "absent or deleted": a re-create continues the version numbers.
+            expected_version: Some(current.as_ref().filter(|c| !c.is_deleted()).map_or(0, |c| c.version)),
+            method,
+            body: Some(body),
+            index,
+        })
+        .await
+        .map_err(|e| lost_race(e, if_match))?;
+    Ok(Written { version, created })
+}
+
+/// Deletes a resource; `None` when there was nothing (or only a deletion) to delete.
+pub async fn tx_delete(
+    tx: &mut dyn Transaction,
+    resource_type: &str,
+    id: &str,
+    if_match: Option<i64>,
+) -> ApiResult<Option<ResourceVersion>> {
+    let current = tx.read(resource_type, id).await?;
+    check_if_match(resource_type, id, current.as_ref(), if_match)?;
+    let Some(current) = current.filter(|c| !c.is_deleted()) else {
+        return Ok(None);
+    };
+    let version = tx
+        .write(NewVersion {
+            resource_type: resource_type.to_owned(),
+            id: id.to_owned(),
+            expected_version: Some(current.version),
+            method: Method::Delete,
+            body: None,
+            index: Vec::new(),
+        })
+        .await?;
+    Ok(Some(version))
+}
+
+/// Applies a JSON Patch to the current version and writes the result.
+pub async fn tx_patch(
+    tx: &mut dyn Transaction,
+    resource_type: &str,
+    id: &str,
+    patch: &Value,
+    if_match: Option<i64>,
+) -> ApiResult<Written> {
+    let current = tx.read(resource_type, id).await?;
+    let body = match &current {
+        None => return Err(ApiError::NotFound(format!("{resource_type}/{id}"))),
+        Some(c) => match &c.body {
+            None => return Err(ApiError::Gone { resource_type: resource_type.into(), id: id.into() }),
+            Some(b) => b,
+        },
+    };
+    check_if_match(resource_type, id, current.as_ref(), if_match)?;
+    let patched = apply_json_patch(body, patch)?;
+    if patched.get("resourceType").and_then(Value::as_str) != Some(resource_type)
+        || patched.get("id").and_then(Value::as_str) != Some(id)
+    {
+        return Err(ApiError::BadRequest(vec![
+            Issue::error("invalid", "a patch may not change the resource's type or id").at(resource_type),
+        ]));
+    }
+    check_resource(&patched, resource_type)?;
+    tx_update(tx, resource_type, id, patched, None, Method::Patch).await
+}
+
+fn apply_json_patch(stored: &str, patch: &Value) -> ApiResult<Value> {
+    let operations: json_patch::Patch = serde_json::from_value(patch.clone())
+        .map_err(|e| ApiError::bad_request(format!("the body is not a JSON Patch document (RFC 6902): {e}")))?;
+    let mut doc: Value =
+        serde_json::from_str(stored).map_err(|e| ApiError::Internal(format!("stored body unreadable: {e}")))?;
+    json_patch::patch(&mut doc, &operations).map_err(|e| {
+        ApiError::BadRequest(vec![Issue::error("processing", format!("the patch could not be applied: {e}"))])
+    })?;
+    Ok(doc)
+}
+
+fn check_if_match(
+    resource_type: &str,
+    id: &str,
+    current: Option<&ResourceVersion>,
+    if_match: Option<i64>,
+) -> ApiResult<()> {
+    let Some(expected) = if_match else { return Ok(()) };
+    match current {
+        Some(c) if c.version == expected && !c.is_deleted() => Ok(()),
+        Some(c) => Err(ApiError::PreconditionFailed(format!(
+            "{resource_type}/{id}: If-Match names version {expected} but the current version is {}{}",
+            c.version,
+            if c.is_deleted() { " (deleted)" } else { "" }
+        ))),
+        None => Err(ApiError::PreconditionFailed(format!(
+            "{resource_type}/{id}: If-Match names version {expected} but the resource does not exist"
+        ))),
+    }
+}
+
+/// Resolves conditional criteria to at most one id; several matches are 412 as the spec asks.
+pub async fn tx_find_one(
+    tx: &mut dyn Transaction,
+    resource_type: &str,
+    criteria: &[Criterion],
+    what: &str,
+) -> ApiResult<Option<String>> {
+    let mut ids = tx.find(resource_type, criteria).await?;
+    match ids.len() {
+        0 => Ok(None),
+        1 => Ok(ids.pop()),
+        n => Err(ApiError::PreconditionFailed(format!(
+            "{what} matched {n} {resource_type} resources; it must match at most one"
+        ))),
+    }
+}
+
+// ---- single interactions, each in its own transaction ----
+
+pub async fn create(
+    store: &dyn Store,
+    tenant: &str,
+    resource_type: &str,
+    body: &Value,
+    if_none_exist: Option<&str>,
+) -> ApiResult<Written> {
+    check_resource(body, resource_type)?;
+    let criteria = if_none_exist.map(|q| parse_criteria(resource_type, q)).transpose()?;
+    with_retry(|| async {
+        let mut tx = store.begin(tenant).await?;
+        if let Some(criteria) = &criteria
+            && let Some(id) = tx_find_one(&mut *tx, resource_type, criteria, "If-None-Exist").await?
+        {
+            let existing = tx
+                .read(resource_type, &id)
+                .await?
+                .ok_or_else(|| ApiError::Internal(format!("{resource_type}/{id} vanished")))?;
+            return Ok(Written { version: existing, created: false });
+        }
+        let written = tx_create(&mut *tx, resource_type, body.clone(), &new_id()).await?;
+        tx.commit().await?;
+        Ok(written)
+    })
+    .await
+}
+
+pub async fn update(
+    store: &dyn Store,
+    tenant: &str,
+    resource_type: &str,
+    id: &str,
+    body: &Value,
+    if_match: Option<i64>,
+) -> ApiResult<Written> {
+    match body.get("id").and_then(Value::as_str) {
+        None => {
+            return Err(ApiError::bad_request_at(
+                "an update must carry the resource id in the body",
+                format!("{resource_type}.id"),
+            ));
+        }
+        Some(body_id) if body_id != id => {
+            return Err(ApiError::bad_request_at(
+                format!("the body's id '{body_id}' does not match the id '{id}' in the URL"),
+                format!("{resource_type}.id"),
+            ));
+        }
+        Some(_) => {}
+    }
+    check_resource(body, resource_type)?;
+    with_retry(|| async {
+        let mut tx = store.begin(tenant).await?;
+        let written = tx_update(&mut *tx, resource_type, id, body.clone(), if_match, Method::Put).await?;
+        tx.commit().await?;
+        Ok(written)
+    })
+    .await
+}
+
+pub async fn conditional_update(
+    store: &dyn Store,
+    tenant: &str,
+    resource_type: &str,
+    query: &str,
+    body: &Value,
+    if_match: Option<i64>,
+) -> ApiResult<Written> {
+    let criteria = parse_criteria(resource_type, query)?;
+    check_resource(body, resource_type)?;
+    let body_id = body.get("id").and_then(Value::as_str);
+    with_retry(|| async {
+        let mut tx = store.begin(tenant).await?;
+        let id = match tx_find_one(&mut *tx, resource_type, &criteria, "the conditional update").await? {
+            Some(found) => {
+                if let Some(b) = body_id
+                    && b != found
+                {
+                    return Err(ApiError::bad_request_at(
+                        format!("the body's id '{b}' differs from the matched resource {resource_type}/{found}"),
+                        format!("{resource_type}.id"),
+                    ));
+                }
+                found
+            }
+            None => body_id.map_or_else(new_id, str::to_owned),
+        };
+        let written = tx_update(&mut *tx, resource_type, &id, body.clone(), if_match, Method::Put).await?;
+        tx.commit().await?;
+        Ok(written)
+    })
+    .await
+}
+
+pub async fn patch(
+    store: &dyn Store,
+    tenant: &str,
+    resource_type: &str,
+    target: Target<'_>,
+    patch: &Value,
+    if_match: Option<i64>,
+) -> ApiResult<Written> {
+    with_retry(|| async {
+        let mut tx = store.begin(tenant).await?;
+        let id = resolve_target(&mut *tx, resource_type, &target, "the conditional patch").await?;
+        let Some(id) = id else {
+            return Err(ApiError::NotFound(format!("{resource_type}?{}", target.query().unwrap_or(""))));
+        };
+        let written = tx_patch(&mut *tx, resource_type, &id, patch, if_match).await?;
+        tx.commit().await?;
+        Ok(written)
+    })
+    .await
+}
+
+pub async fn delete(
+    store: &dyn Store,
+    tenant: &str,
+    resource_type: &str,
+    target: Target<'_>,
+    if_match: Option<i64>,
+) -> ApiResult<Option<ResourceVersion>> {
+    with_retry(|| async {
+        let mut tx = store.begin(tenant).await?;
+        let Some(id) = resolve_target(&mut *tx, resource_type, &target, "the conditional delete").await? else {
+            return Ok(None);
+        };
+        let deleted = tx_delete(&mut *tx, resource_type, &id, if_match).await?;
+        tx.commit().await?;
+        Ok(deleted)
+    })
+    .await
+}
+
+/// Which resource an interaction addresses: by id, or by conditional criteria.
+#[derive(Debug, Clone)]
+pub enum Target<'a> {
+    Id(&'a str),
+    Criteria { query: &'a str, criteria: Vec<Criterion> },
+}
+
+impl<'a> Target<'a> {
+    pub fn conditional(resource_type: &str, query: &'a str) -> ApiResult<Self> {
+        Ok(Target::Criteria { query, criteria: parse_criteria(resource_type, query)? })
+    }
+
+    fn query(&self) -> Option<&str> {
+        match self {
+            Target::Id(_) => None,
+            Target::Criteria { query, .. } => Some(query),
+        }
+    }
+}
+
+async fn resolve_target(
+    tx: &mut dyn Transaction,
+    resource_type: &str,
+    target: &Target<'_>,
+    what: &str,
+) -> ApiResult<Option<String>> {
+    match target {
+        Target::Id(id) => Ok(Some((*id).to_owned())),
+        Target::Criteria { criteria, .. } => tx_find_one(tx, resource_type, criteria, what).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn etags_parse_weak_strong_and_bare() {
+        assert_eq!(parse_etag("W/\"3\"").ok(), Some(3));
+        assert_eq!(parse_etag("\"12\"").ok(), Some(12));
+        assert_eq!(parse_etag("7").ok(), Some(7));
+        assert!(parse_etag("W/\"x\"").is_err());
+    }
+
+    #[test]
+    fn criteria_by_identifier_and_id() {
+        let c = parse_criteria("Patient", "identifier=http://a|123").expect("parses");
+        assert_eq!(
+            c,
+            vec![Criterion::Token { param: "identifier".into(), system: Some("http://a".into()), code: "123".into() }]
+        );
+        let c = parse_criteria("Patient", "identifier=%7C9&_id=x").expect("parses");
+        assert_eq!(c.len(), 2);
+        assert!(matches!(&c[0], Criterion::Token { system: Some(s), .. } if s.is_empty()));
+        assert!(parse_criteria("Patient", "name=smith").is_err());
+        assert!(parse_criteria("Patient", "").is_err());
+    }
+
+    #[test]
+    fn prepared_body_puts_id_first_and_drops_server_meta() {
+        let body = json!({"resourceType":"Patient","active":true,"id":"old",
+            "meta":{"versionId":"9","lastUpdated":"2020-01-01T00:00:00Z","profile":["http://x"]}});
+        let prepared = prepare_body(body, "new");
+        let keys: Vec<_> = prepared.as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+        assert_eq!(keys, ["resourceType", "id", "active", "meta"]);
+        assert_eq!(prepared["meta"], json!({"profile":["http://x"]}));
+    }
+
+    #[test]
+    fn same_content_ignores_server_meta_and_key_order() {
+        let stored = r#"{"resourceType":"Patient","id":"a","meta":{"versionId":"2","lastUpdated":"2026-01-01T00:00:00.000Z"},"active":true}"#;
+        let new = prepare_body(json!({"active":true,"resourceType":"Patient","id":"a"}), "a");
+        assert!(same_content(stored, &new));
+        let changed = prepare_body(json!({"active":false,"resourceType":"Patient","id":"a"}), "a");
+        assert!(!same_content(stored, &changed));
+    }
+
+    #[test]
+    fn identifiers_are_indexed() {
+        let rows = index_rows(&json!({"identifier":[{"system":"s","value":"1"},{"value":"2"},{"system":"x"}]}));
+        assert_eq!(rows.len(), 2);
+    }
+}

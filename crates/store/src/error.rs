@@ -1,0 +1,18 @@
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// The resource's current version is not the one the write was based on.
+    #[error("version conflict on {resource_type}/{id}: expected {expected}, found {actual}")]
+    VersionConflict { resource_type: String, id: String, expected: i64, actual: i64 },
+    /// A concurrent transaction won a race (serialization failure, unique violation on a new id,
+    /// deadlock): the caller may retry the whole transaction.
+    #[error("concurrent write conflict, retry")]
+    Retry,
+    #[error("database error: {0}")]
+    Database(String),
+    #[error("schema migration failed: {0}")]
+    Migration(String),
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}

@@ -1,0 +1,420 @@
+//! The embedded SQLite backend (rusqlite, bundled SQLite).
+//!
+//! One writer connection serves transactions (SQLite has one writer at a time anyway; taking it
+//! at `begin` with `BEGIN IMMEDIATE` serialises concurrent writers to a resource). Reads use a
+//! small pool of further connections, which WAL lets run beside the writer. rusqlite is
+//! synchronous: point reads by key take microseconds and run inline on the calling worker,
+//! while writes and scans run under `block_in_place` so other tasks move to another worker.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params, params_from_iter};
+use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
+
+use crate::common::{self, Migration, Param};
+use crate::{Criterion, HistoryQuery, IndexRow, NewVersion, ResourceVersion, Result, Store, StoreError, Transaction};
+
+const MIGRATIONS: &[Migration] =
+    &[Migration { version: 1, name: "resources", sql: include_str!("../migrations/sqlite/0001_resources.sql") }];
+
+const READERS: usize = 8;
+
+pub struct SqliteStore {
+    writer: Arc<AsyncMutex<Connection>>,
+    readers: Vec<std::sync::Mutex<Connection>>,
+    next_reader: AtomicUsize,
+    path: PathBuf,
+}
+
+fn db_err(e: rusqlite::Error) -> StoreError {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => StoreError::Retry,
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) =>
+        {
+            StoreError::Retry
+        }
+        _ => StoreError::Database(e.to_string()),
+    }
+}
+
+/// Runs synchronous database work without stalling the async workers for long.
+fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
+    }
+}
+
+fn open_connection(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| StoreError::Config(format!("cannot open {}: {e}", path.display())))?;
+    // WAL with synchronous=NORMAL is durable against a crash of the process (kill -9): a
+    // committed transaction is in the WAL file before COMMIT returns.
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = NORMAL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA busy_timeout = 10000;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA cache_size = -32000;",
+    )
+    .map_err(db_err)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+impl SqliteStore {
+    pub fn open(path: &Path) -> Result<Self> {
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Config(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let mut writer = open_connection(path)?;
+        migrate(&mut writer)?;
+        let readers = (0..READERS).map(|_| open_connection(path).map(std::sync::Mutex::new)).collect::<Result<_>>()?;
+        Ok(SqliteStore {
+            writer: Arc::new(AsyncMutex::new(writer)),
+            readers,
+            next_reader: AtomicUsize::new(0),
+            path: path.to_owned(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A free read connection; the pool is larger than the number of workers, so waiting is rare.
+    fn with_reader<T>(&self, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        for reader in &self.readers {
+            if let Ok(conn) = reader.try_lock() {
+                return work(&conn);
+            }
+        }
+        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+        let conn = self.readers[i].lock().map_err(|_| StoreError::Database("a read connection was poisoned".into()))?;
+        work(&conn)
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+    )
+    .map_err(|e| StoreError::Migration(e.to_string()))?;
+    for m in MIGRATIONS {
+        let applied: Option<String> = conn
+            .query_row("SELECT checksum FROM schema_migrations WHERE version = ?1", [m.version], |r| r.get(0))
+            .optional()
+            .map_err(|e| StoreError::Migration(e.to_string()))?;
+        match applied {
+            Some(sum) if sum == m.checksum() => continue,
+            Some(_) => {
+                return Err(StoreError::Migration(format!(
+                    "migration {} ({}) was changed after it was applied",
+                    m.version, m.name
+                )));
+            }
+            None => {}
+        }
+        let tx = conn.transaction().map_err(|e| StoreError::Migration(e.to_string()))?;
+        tx.execute_batch(m.sql).map_err(|e| StoreError::Migration(format!("{}: {e}", m.name)))?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (?1, ?2, ?3, ?4)",
+            params![m.version, m.name, m.checksum(), common::now_millis()],
+        )
+        .map_err(|e| StoreError::Migration(e.to_string()))?;
+        tx.commit().map_err(|e| StoreError::Migration(e.to_string()))?;
+    }
+    Ok(())
+}
+
+fn latest_migration() -> i64 {
+    MIGRATIONS.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
+const SELECT_CURRENT: &str = "SELECT v.sequence, v.version, v.last_updated, v.method, v.body
+    FROM resources r JOIN versions v
+      ON v.tenant = r.tenant AND v.resource_type = r.resource_type AND v.id = r.id AND v.version = r.version
+    WHERE r.tenant = ?1 AND r.resource_type = ?2 AND r.id = ?3";
+
+fn row_version(resource_type: &str, id: &str, row: &rusqlite::Row<'_>) -> rusqlite::Result<ResourceVersion> {
+    let method: String = row.get(3)?;
+    Ok(ResourceVersion {
+        resource_type: resource_type.to_owned(),
+        id: id.to_owned(),
+        sequence: row.get(0)?,
+        version: row.get(1)?,
+        last_updated: common::from_millis(row.get(2)?),
+        method: common::method_from(&method),
+        body: row.get(4)?,
+    })
+}
+
+fn read_current(conn: &Connection, tenant: &str, rt: &str, id: &str) -> Result<Option<ResourceVersion>> {
+    let mut stmt = conn.prepare_cached(SELECT_CURRENT).map_err(db_err)?;
+    stmt.query_row(params![tenant, rt, id], |row| row_version(rt, id, row)).optional().map_err(db_err)
+}
+
+fn to_sql(params: &[Param]) -> Vec<SqlValue> {
+    params
+        .iter()
+        .map(|p| match p {
+            Param::Text(s) => SqlValue::Text(s.clone()),
+            Param::Int(i) => SqlValue::Integer(*i),
+        })
+        .collect()
+}
+
+/// SQLite numbers its placeholders `?n`; the shared SQL uses PostgreSQL's `$n`.
+fn numbered(sql: &str) -> String {
+    sql.replace('$', "?")
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn ping(&self) -> Result<()> {
+        let version: i64 = self.with_reader(|c| {
+            c.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0)).map_err(db_err)
+        })?;
+        if version == latest_migration() {
+            Ok(())
+        } else {
+            Err(StoreError::Migration(format!("schema at version {version}, expected {}", latest_migration())))
+        }
+    }
+
+    async fn read(&self, tenant: &str, resource_type: &str, id: &str) -> Result<Option<ResourceVersion>> {
+        self.with_reader(|c| read_current(c, tenant, resource_type, id))
+    }
+
+    async fn vread(
+        &self,
+        tenant: &str,
+        resource_type: &str,
+        id: &str,
+        version: i64,
+    ) -> Result<Option<ResourceVersion>> {
+        self.with_reader(|c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT sequence, version, last_updated, method, body FROM versions
+                     WHERE tenant = ?1 AND resource_type = ?2 AND id = ?3 AND version = ?4",
+                )
+                .map_err(db_err)?;
+            stmt.query_row(params![tenant, resource_type, id, version], |row| row_version(resource_type, id, row))
+                .optional()
+                .map_err(db_err)
+        })
+    }
+
+    async fn history(&self, tenant: &str, query: &HistoryQuery) -> Result<Vec<ResourceVersion>> {
+        let (filter, params) = common::history_filter(tenant, query, true);
+        let sql = numbered(&format!(
+            "SELECT sequence, version, last_updated, method, body, resource_type, id FROM versions
+             WHERE {filter} ORDER BY sequence DESC LIMIT {}",
+            query.count
+        ));
+        blocking(|| {
+            self.with_reader(|c| {
+                let mut stmt = c.prepare_cached(&sql).map_err(db_err)?;
+                let rows = stmt
+                    .query_map(params_from_iter(to_sql(&params)), |row| {
+                        let rt: String = row.get(5)?;
+                        let id: String = row.get(6)?;
+                        row_version(&rt, &id, row)
+                    })
+                    .map_err(db_err)?;
+                rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)
+            })
+        })
+    }
+
+    async fn history_total(&self, tenant: &str, query: &HistoryQuery) -> Result<u64> {
+        let (filter, params) = common::history_filter(tenant, query, false);
+        let sql = numbered(&format!("SELECT COUNT(*) FROM versions WHERE {filter}"));
+        blocking(|| {
+            self.with_reader(|c| {
+                let mut stmt = c.prepare_cached(&sql).map_err(db_err)?;
+                let n: i64 = stmt.query_row(params_from_iter(to_sql(&params)), |r| r.get(0)).map_err(db_err)?;
+                Ok(n.max(0) as u64)
+            })
+        })
+    }
+
+    async fn begin(&self, tenant: &str) -> Result<Box<dyn Transaction>> {
+        let conn = self.writer.clone().lock_owned().await;
+        blocking(|| conn.execute_batch("BEGIN IMMEDIATE")).map_err(db_err)?;
+        Ok(Box::new(SqliteTransaction { conn, tenant: tenant.to_owned(), open: true }))
+    }
+}
+
+pub struct SqliteTransaction {
+    conn: OwnedMutexGuard<Connection>,
+    tenant: String,
+    open: bool,
+}
+
+impl Drop for SqliteTransaction {
+    fn drop(&mut self) {
+        if self.open {
+            // Nothing of an abandoned transaction may survive; ROLLBACK cannot fail in a way
+            // that leaves its writes behind.
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+impl SqliteTransaction {
+    fn write_sync(&mut self, new: NewVersion) -> Result<ResourceVersion> {
+        let tenant = self.tenant.as_str();
+        let conn = &*self.conn;
+        let rt = new.resource_type.as_str();
+        let id = new.id.as_str();
+        let current = read_current(conn, tenant, rt, id)?;
+        let current_version = current.as_ref().map_or(0, |c| c.version);
+        if let Some(expected) = new.expected_version {
+            let live = current.as_ref().is_some_and(|c| !c.is_deleted());
+            let ok = if expected == 0 { !live } else { expected == current_version && live };
+            if !ok {
+                return Err(StoreError::VersionConflict {
+                    resource_type: rt.to_owned(),
+                    id: id.to_owned(),
+                    expected,
+                    actual: current_version,
+                });
+            }
+        }
+        if new.body.is_none() {
+            match &current {
+                Some(c) if c.is_deleted() => return Ok(c.clone()),
+                None => return Err(StoreError::Database(format!("{rt}/{id} does not exist to be deleted"))),
+                Some(_) => {}
+            }
+        }
+        let version = current_version + 1;
+        let now = common::now_millis();
+        let body = new.body.map(|b| common::stamp(b, version, now)).transpose()?;
+        let method = common::method_name(new.method);
+        let sequence: i64 = conn
+            .prepare_cached(
+                "INSERT INTO versions (tenant, resource_type, id, version, last_updated, method, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING sequence",
+            )
+            .and_then(|mut s| s.query_row(params![tenant, rt, id, version, now, method, body], |r| r.get(0)))
+            .map_err(db_err)?;
+        conn.prepare_cached(
+            "INSERT INTO resources (tenant, resource_type, id, version, deleted, last_updated)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (tenant, resource_type, id)
+             DO UPDATE SET version = excluded.version, deleted = excluded.deleted, last_updated = excluded.last_updated",
+        )
+        .and_then(|mut s| s.execute(params![tenant, rt, id, version, body.is_none(), now]))
+        .map_err(db_err)?;
+        if current.is_some() {
+            conn.prepare_cached("DELETE FROM idx_token WHERE tenant = ?1 AND resource_type = ?2 AND id = ?3")
+                .and_then(|mut s| s.execute(params![tenant, rt, id]))
+                .map_err(db_err)?;
+        }
+        if body.is_some() && !new.index.is_empty() {
+            let mut stmt = conn
+                .prepare_cached(
+                    "INSERT INTO idx_token (tenant, resource_type, id, param, system, code)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(db_err)?;
+            for row in &new.index {
+                let IndexRow::Token { param, system, code } = row;
+                stmt.execute(params![tenant, rt, id, param, system, code]).map_err(db_err)?;
+            }
+        }
+        Ok(ResourceVersion {
+            resource_type: new.resource_type,
+            id: new.id,
+            version,
+            last_updated: common::from_millis(now),
+            method: new.method,
+            body,
+            sequence,
+        })
+    }
+
+    fn find_sync(&self, resource_type: &str, criteria: &[Criterion]) -> Result<Vec<String>> {
+        let mut params = vec![Param::Text(self.tenant.clone()), Param::Text(resource_type.to_owned())];
+        let sql = find_sql(criteria, &mut params);
+        let mut stmt = self.conn.prepare_cached(&numbered(&sql)).map_err(db_err)?;
+        let rows = stmt.query_map(params_from_iter(to_sql(&params)), |r| r.get::<_, String>(0)).map_err(db_err)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)
+    }
+}
+
+/// The lookup behind conditional interactions: current, live resources matching every criterion.
+pub(crate) fn find_sql(criteria: &[Criterion], params: &mut Vec<Param>) -> String {
+    let mut sql =
+        String::from("SELECT r.id FROM resources r WHERE r.tenant = $1 AND r.resource_type = $2 AND r.deleted = FALSE");
+    for c in criteria {
+        match c {
+            Criterion::Id(id) => {
+                params.push(Param::Text(id.clone()));
+                sql.push_str(&format!(" AND r.id = ${}", params.len()));
+            }
+            Criterion::Token { param, system, code } => {
+                params.push(Param::Text(param.clone()));
+                let p = params.len();
+                params.push(Param::Text(code.clone()));
+                let c = params.len();
+                sql.push_str(&format!(
+                    " AND EXISTS (SELECT 1 FROM idx_token t WHERE t.tenant = r.tenant AND t.resource_type = r.resource_type
+                       AND t.id = r.id AND t.param = ${p} AND t.code = ${c}"
+                ));
+                match system.as_deref() {
+                    None => {}
+                    Some("") => sql.push_str(" AND t.system IS NULL"),
+                    Some(s) => {
+                        params.push(Param::Text(s.to_owned()));
+                        sql.push_str(&format!(" AND t.system = ${}", params.len()));
+                    }
+                }
+                sql.push(')');
+            }
+        }
+    }
+    sql.push_str(" ORDER BY r.id LIMIT 1000");
+    sql
+}
+
+#[async_trait]
+impl Transaction for SqliteTransaction {
+    async fn read(&mut self, resource_type: &str, id: &str) -> Result<Option<ResourceVersion>> {
+        read_current(&self.conn, &self.tenant, resource_type, id)
+    }
+
+    async fn find(&mut self, resource_type: &str, criteria: &[Criterion]) -> Result<Vec<String>> {
+        blocking(|| self.find_sync(resource_type, criteria))
+    }
+
+    async fn write(&mut self, version: NewVersion) -> Result<ResourceVersion> {
+        blocking(|| self.write_sync(version))
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<()> {
+        blocking(|| self.conn.execute_batch("COMMIT")).map_err(db_err)?;
+        self.open = false;
+        Ok(())
+    }
+}

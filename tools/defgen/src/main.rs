@@ -1,0 +1,411 @@
+//! Generates `crates/fhir/definitions/r4.json.gz` from the official FHIR R4 definition bundles.
+//!
+//! Usage: `cargo run -p defgen -- ../shared/data/fhir-r4 crates/fhir/definitions/r4.json.gz`
+//!
+//! The model is shared with the engine by path (not by depending on the `fhir` crate, which
+//! embeds this tool's output).
+
+#[path = "../../../crates/fhir/src/model.rs"]
+mod model;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::Write;
+use std::path::Path;
+
+use model::*;
+use serde_json::Value;
+
+type Error = Box<dyn std::error::Error>;
+
+fn main() -> Result<(), Error> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() != 3 {
+        return Err("usage: defgen SOURCE_DIR OUTPUT_FILE".into());
+    }
+    let source = Path::new(&args[1]);
+    let defs = generate(source)?;
+    let json = serde_json::to_vec(&defs)?;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(&json)?;
+    let compressed = encoder.finish()?;
+    std::fs::write(&args[2], &compressed)?;
+    for vs in defs.value_sets.iter().filter(|vs| !vs.enumerable) {
+        eprintln!("not enumerable (codes not checked): {}", vs.url);
+    }
+    eprintln!(
+        "wrote {}: {} types, {} value sets, {} search parameters, {} compartments; {} bytes JSON, {} bytes compressed",
+        args[2],
+        defs.types.len(),
+        defs.value_sets.len(),
+        defs.search_params.len(),
+        defs.compartments.len(),
+        json.len(),
+        compressed.len()
+    );
+    Ok(())
+}
+
+fn load(dir: &Path, name: &str) -> Result<Vec<Value>, Error> {
+    let text = std::fs::read_to_string(dir.join(name)).map_err(|e| format!("{name}: {e}"))?;
+    let bundle: Value = serde_json::from_str(&text)?;
+    Ok(bundle["entry"].as_array().map(|e| e.iter().map(|x| x["resource"].clone()).collect()).unwrap_or_default())
+}
+
+fn generate(dir: &Path) -> Result<DefinitionsFile, Error> {
+    let mut resources = load(dir, "profiles-types.json")?;
+    resources.extend(load(dir, "profiles-resources.json")?);
+    let value_set_bundle = load(dir, "valuesets.json")?;
+    let search = load(dir, "search-parameters.json")?;
+
+    let mut types = Vec::new();
+    for sd in resources.iter().filter(|r| r["resourceType"] == "StructureDefinition") {
+        let kind = match sd["kind"].as_str() {
+            Some("primitive-type") => TypeKind::PrimitiveType,
+            Some("complex-type") => TypeKind::ComplexType,
+            Some("resource") => TypeKind::Resource,
+            _ => continue,
+        };
+        // Constraint profiles (SimpleQuantity, MoneyQuantity) refine a type; elements name the
+        // base type, so only specialisations define types.
+        if sd["derivation"] == "constraint" {
+            continue;
+        }
+        let name = sd["id"].as_str().ok_or("StructureDefinition without id")?.to_owned();
+        let elements = sd["snapshot"]["element"].as_array().cloned().unwrap_or_default();
+        let regex = if kind == TypeKind::PrimitiveType {
+            elements.iter().filter(|e| e["path"].as_str().is_some_and(|p| p.ends_with(".value"))).find_map(|e| {
+                e["type"][0]["extension"].as_array().into_iter().flatten().find_map(|x| {
+                    (x["url"] == "http://hl7.org/fhir/StructureDefinition/regex")
+                        .then(|| x["valueString"].as_str().map(str::to_owned))
+                        .flatten()
+                })
+            })
+        } else {
+            None
+        };
+        let system_type = if kind == TypeKind::PrimitiveType {
+            elements
+                .iter()
+                .find(|e| e["path"].as_str().is_some_and(|p| p.ends_with(".value")))
+                .and_then(|e| e["type"][0]["code"].as_str())
+                .and_then(|c| c.strip_prefix("http://hl7.org/fhirpath/System."))
+                .map(|system| match name.as_str() {
+                    // Erratum: R4 types positiveInt and unsignedInt values as System.String; they are
+                    // whole numbers and FHIRPath treats them as System.Integer.
+                    "positiveInt" | "unsignedInt" => "Integer".to_owned(),
+                    _ => system.to_owned(),
+                })
+        } else {
+            None
+        };
+        let elements = if kind == TypeKind::PrimitiveType {
+            Vec::new()
+        } else {
+            elements.iter().map(|e| element(e, &name, kind)).collect::<Result<Vec<_>, Error>>()?
+        };
+        types.push(TypeDef {
+            name,
+            kind,
+            is_abstract: sd["abstract"].as_bool().unwrap_or(false),
+            base: sd["baseDefinition"].as_str().and_then(|b| b.rsplit('/').next()).map(str::to_owned),
+            regex,
+            system_type,
+            elements,
+        });
+    }
+
+    let required: BTreeSet<String> = types
+        .iter()
+        .flat_map(|t| t.elements.iter())
+        .filter_map(|e| e.binding.as_ref())
+        .filter(|b| b.strength == "required")
+        .map(|b| b.value_set.clone())
+        .collect();
+    let terminology = Terminology::new(&value_set_bundle);
+    let value_sets = required
+        .iter()
+        .map(|url| match terminology.expand(url, 0) {
+            Some(codes) => {
+                let mut by_system: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+                for (system, code) in codes {
+                    by_system.entry(system).or_default().insert(code);
+                }
+                ValueSetDef {
+                    url: url.clone(),
+                    enumerable: true,
+                    systems: by_system
+                        .into_iter()
+                        .map(|(system, codes)| SystemCodes { system, codes: codes.into_iter().collect() })
+                        .collect(),
+                }
+            }
+            None => ValueSetDef { url: url.clone(), enumerable: false, systems: Vec::new() },
+        })
+        .collect();
+
+    let search_params = search
+        .iter()
+        .filter(|r| r["resourceType"] == "SearchParameter")
+        .map(|sp| SearchParamDef {
+            code: text(&sp["code"]),
+            url: text(&sp["url"]),
+            base: strings(&sp["base"]),
+            kind: text(&sp["type"]),
+            expression: sp["expression"].as_str().map(str::to_owned),
+            xpath_usage: sp["xpathUsage"].as_str().map(str::to_owned),
+            target: strings(&sp["target"]),
+            modifier: strings(&sp["modifier"]),
+            comparator: strings(&sp["comparator"]),
+            multiple_or: sp["multipleOr"].as_bool(),
+            multiple_and: sp["multipleAnd"].as_bool(),
+            components: sp["component"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|c| SearchComponent { definition: text(&c["definition"]), expression: text(&c["expression"]) })
+                .collect(),
+        })
+        .collect();
+
+    let compartments = resources
+        .iter()
+        .filter(|r| r["resourceType"] == "CompartmentDefinition")
+        .map(|c| CompartmentDef {
+            code: text(&c["code"]),
+            resources: c["resource"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| CompartmentResource { code: text(&r["code"]), params: strings(&r["param"]) })
+                .collect(),
+        })
+        .collect();
+
+    Ok(DefinitionsFile { fhir_version: "4.0.1".into(), types, value_sets, search_params, compartments })
+}
+
+fn text(v: &Value) -> String {
+    v.as_str().unwrap_or_default().to_owned()
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect()
+}
+
+fn element(e: &Value, type_name: &str, kind: TypeKind) -> Result<ElementDef, Error> {
+    let path = e["path"].as_str().ok_or("element without path")?.to_owned();
+    let max = match e["max"].as_str() {
+        Some("*") | None => None,
+        Some(n) => Some(n.parse()?),
+    };
+    let is_resource_id = kind == TypeKind::Resource && path == format!("{type_name}.id");
+    let types = e["type"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| {
+            let raw = text(&t["code"]);
+            let code = if is_resource_id {
+                // R4 types Resource.id as System.String; its rules are those of `id`.
+                "id".to_owned()
+            } else if let Some(system) = raw.strip_prefix("http://hl7.org/fhirpath/System.") {
+                fhir_type_extension(t).unwrap_or_else(|| system_type(system).to_owned())
+            } else {
+                raw
+            };
+            let targets = strings(&t["targetProfile"])
+                .into_iter()
+                .filter_map(|p| p.rsplit('/').next().map(str::to_owned))
+                .collect();
+            TypeRef { code, targets }
+        })
+        .collect();
+    let binding = e["binding"]["valueSet"].as_str().map(|vs| Binding {
+        strength: text(&e["binding"]["strength"]),
+        value_set: vs.split('|').next().unwrap_or(vs).to_owned(),
+    });
+    let constraints = e["constraint"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| {
+            Some(Constraint {
+                key: text(&c["key"]),
+                severity: text(&c["severity"]),
+                human: text(&c["human"]),
+                expression: c["expression"].as_str()?.to_owned(),
+            })
+        })
+        .collect();
+    Ok(ElementDef {
+        path,
+        min: e["min"].as_u64().unwrap_or(0) as u32,
+        max,
+        types,
+        content_reference: e["contentReference"].as_str().map(|r| r.rsplit('#').next().unwrap_or(r).to_owned()),
+        binding,
+        constraints,
+        modifier: e["isModifier"].as_bool().unwrap_or(false),
+        summary: e["isSummary"].as_bool().unwrap_or(false),
+        fixed: prefixed_value(e, "fixed"),
+        pattern: prefixed_value(e, "pattern"),
+    })
+}
+
+/// The value of a `fixed[x]` / `pattern[x]` element property, whatever its type suffix.
+fn prefixed_value(e: &Value, prefix: &str) -> Option<Value> {
+    e.as_object()?.iter().find_map(|(k, v)| {
+        k.strip_prefix(prefix).filter(|t| t.starts_with(|c: char| c.is_ascii_uppercase())).map(|_| v.clone())
+    })
+}
+
+fn fhir_type_extension(t: &Value) -> Option<String> {
+    t["extension"].as_array()?.iter().find_map(|x| {
+        (x["url"] == "http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type")
+            .then(|| x["valueUrl"].as_str().map(str::to_owned))
+            .flatten()
+    })
+}
+
+fn system_type(name: &str) -> &'static str {
+    match name {
+        "Boolean" => "boolean",
+        "Integer" => "integer",
+        "Decimal" => "decimal",
+        "Date" => "date",
+        "DateTime" => "dateTime",
+        "Time" => "time",
+        _ => "string",
+    }
+}
+
+/// The CodeSystems and ValueSets of the spec, for expanding required bindings.
+struct Terminology {
+    code_systems: HashMap<String, CodeSystem>,
+    value_sets: HashMap<String, Value>,
+}
+
+struct CodeSystem {
+    complete: bool,
+    codes: Vec<String>,
+    children: HashMap<String, Vec<String>>,
+}
+
+impl Terminology {
+    fn new(resources: &[Value]) -> Self {
+        let mut code_systems = HashMap::new();
+        let mut value_sets = HashMap::new();
+        for r in resources {
+            let url = text(&r["url"]);
+            match r["resourceType"].as_str() {
+                Some("CodeSystem") => {
+                    let mut cs = CodeSystem {
+                        complete: r["content"] == "complete",
+                        codes: Vec::new(),
+                        children: HashMap::new(),
+                    };
+                    flatten_concepts(&r["concept"], None, &mut cs);
+                    code_systems.insert(url, cs);
+                }
+                Some("ValueSet") => {
+                    value_sets.insert(url, r.clone());
+                }
+                _ => {}
+            }
+        }
+        Terminology { code_systems, value_sets }
+    }
+
+    /// The (system, code) pairs of a value set, or `None` when it cannot be enumerated here.
+    fn expand(&self, url: &str, depth: u32) -> Option<BTreeSet<(String, String)>> {
+        if depth > 10 {
+            return None;
+        }
+        let vs = self.value_sets.get(url)?;
+        let mut out = BTreeSet::new();
+        let compose = &vs["compose"];
+        if compose.is_null() {
+            for c in vs["expansion"]["contains"].as_array()? {
+                out.insert((text(&c["system"]), text(&c["code"])));
+            }
+            return Some(out);
+        }
+        for include in compose["include"].as_array()? {
+            out.extend(self.include(include, depth)?);
+        }
+        for exclude in compose["exclude"].as_array().into_iter().flatten() {
+            for pair in self.include(exclude, depth)? {
+                out.remove(&pair);
+            }
+        }
+        Some(out)
+    }
+
+    fn include(&self, include: &Value, depth: u32) -> Option<BTreeSet<(String, String)>> {
+        let mut out: Option<BTreeSet<(String, String)>> = None;
+        for vs in include["valueSet"].as_array().into_iter().flatten() {
+            let url = vs.as_str()?;
+            let codes = self.expand(url.split('|').next().unwrap_or(url), depth + 1)?;
+            out = Some(match out {
+                None => codes,
+                Some(prev) => prev.intersection(&codes).cloned().collect(),
+            });
+        }
+        let Some(system) = include["system"].as_str() else { return out };
+        let from_system: BTreeSet<(String, String)> = if let Some(concepts) = include["concept"].as_array() {
+            concepts.iter().map(|c| (system.to_owned(), text(&c["code"]))).collect()
+        } else {
+            let cs = self.code_systems.get(system)?;
+            if !cs.complete {
+                return None;
+            }
+            let mut codes: BTreeSet<String> = cs.codes.iter().cloned().collect();
+            for filter in include["filter"].as_array().into_iter().flatten() {
+                let value = text(&filter["value"]);
+                let selected: BTreeSet<String> =
+                    match (text(&filter["property"]).as_str(), text(&filter["op"]).as_str()) {
+                        ("concept", "is-a") => cs.descendants(&value, true),
+                        ("concept", "descendent-of") => cs.descendants(&value, false),
+                        ("concept", "is-not-a") => {
+                            let not = cs.descendants(&value, true);
+                            cs.codes.iter().filter(|c| !not.contains(*c)).cloned().collect()
+                        }
+                        _ => return None,
+                    };
+                codes = codes.intersection(&selected).cloned().collect();
+            }
+            codes.into_iter().map(|c| (system.to_owned(), c)).collect()
+        };
+        Some(match out {
+            None => from_system,
+            Some(prev) => prev.intersection(&from_system).cloned().collect(),
+        })
+    }
+}
+
+impl CodeSystem {
+    fn descendants(&self, code: &str, include_self: bool) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        let mut stack = vec![code.to_owned()];
+        while let Some(c) = stack.pop() {
+            if let Some(kids) = self.children.get(&c) {
+                stack.extend(kids.iter().cloned());
+            }
+            if c != code || include_self {
+                out.insert(c);
+            }
+        }
+        out
+    }
+}
+
+fn flatten_concepts(concepts: &Value, parent: Option<&str>, cs: &mut CodeSystem) {
+    for c in concepts.as_array().into_iter().flatten() {
+        let code = text(&c["code"]);
+        cs.codes.push(code.clone());
+        if let Some(p) = parent {
+            cs.children.entry(p.to_owned()).or_default().push(code.clone());
+        }
+        flatten_concepts(&c["concept"], Some(&code), cs);
+    }
+}
