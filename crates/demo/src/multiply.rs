@@ -281,7 +281,7 @@ mod tests {
         assert_eq!(rewrite_str("Organization?identifier=x|y", Some("reference"), &map), None);
     }
 
-    /// The sample Synthea bundles beside the repository (`shared/data/synthea`), when present.
+    /// The sample Synthea bundles beside the repository (`shared/data/synthea`).
     fn synthea_samples() -> Vec<Value> {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/synthea");
         let mut out = Vec::new();
@@ -328,10 +328,7 @@ mod tests {
     #[test]
     fn synthea_copies_stay_whole() {
         let samples = synthea_samples();
-        if samples.is_empty() {
-            eprintln!("shared/data/synthea not found: skipping the Synthea multiplier test");
-            return;
-        }
+        assert!(!samples.is_empty(), "the Synthea samples must be in ../shared/data/synthea beside the repository");
         for original in &samples {
             let own: HashSet<String> = original["entry"]
                 .as_array()
