@@ -36,8 +36,12 @@ pub(crate) fn check(defs: &Definitions, p: Primitive, value: &Value) -> Result<(
             }
             match p {
                 Primitive::String | Primitive::Markdown => {
-                    if s.chars().any(|c| c.is_whitespace() && !matches!(c, ' ' | '\r' | '\n' | '\t')) {
-                        return Err("contains whitespace other than space, tab, CR and LF".into());
+                    // The spec's rule `[ \r\n\t\S]+` is written in the XML Schema / Java dialect,
+                    // where `\s` is ASCII whitespace only: of all whitespace it refuses just the
+                    // vertical tab and the form feed. A no-break space (which HL7's own value sets
+                    // contain) is `\S` and allowed.
+                    if s.chars().any(|c| matches!(c, '\u{0B}' | '\u{0C}')) {
+                        return Err("contains a vertical tab or form feed (only space, tab, CR and LF may separate words)".into());
                     }
                     Ok(())
                 }
