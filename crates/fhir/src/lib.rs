@@ -1,7 +1,10 @@
 //! The FHIR R4 engine: the official definitions (embedded, decoded once), validation against
-//! them, OperationOutcome, and the links a transaction rewrites. Pure: no I/O.
+//! them, a FHIRPath engine typed by them, OperationOutcome, and the links a transaction
+//! rewrites. Pure: no I/O.
 
+pub mod codec;
 mod definitions;
+pub mod fhirpath;
 pub mod links;
 pub mod model;
 pub mod outcome;
@@ -22,6 +25,10 @@ pub enum Error {
     Json(#[from] serde_json::Error),
     #[error("the definitions are inconsistent: {0}")]
     Definitions(String),
+    /// A FHIRPath expression that does not parse, means nothing, or fails while evaluating;
+    /// `position` is the byte offset in the expression where the parser found the problem.
+    #[error("FHIRPath {kind} error{}: {message}", position.map(|p| format!(" at {p}")).unwrap_or_default())]
+    FhirPath { kind: fhirpath::ErrorKind, message: String, position: Option<usize> },
 }
 
 /// The name this error had before the crate had one error type.

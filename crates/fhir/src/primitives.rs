@@ -41,7 +41,10 @@ pub(crate) fn check(defs: &Definitions, p: Primitive, value: &Value) -> Result<(
                     // vertical tab and the form feed. A no-break space (which HL7's own value sets
                     // contain) is `\S` and allowed.
                     if s.chars().any(|c| matches!(c, '\u{0B}' | '\u{0C}')) {
-                        return Err("contains a vertical tab or form feed (only space, tab, CR and LF may separate words)".into());
+                        return Err(
+                            "contains a vertical tab or form feed (only space, tab, CR and LF may separate words)"
+                                .into(),
+                        );
                     }
                     Ok(())
                 }

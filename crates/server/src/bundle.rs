@@ -296,39 +296,10 @@ fn patch_document(resource: Option<Value>, index: usize) -> ApiResult<Value> {
         ));
     }
     let data = binary.get("data").and_then(Value::as_str).unwrap_or_default();
-    let bytes = base64_decode(data)
+    let bytes = fhir::codec::base64_decode(data, false)
         .ok_or_else(|| ApiError::bad_request_at("Binary.data is not valid base64", format!("{expr}.data")))?;
     serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_request_at(format!("the patch is not valid JSON: {e}"), format!("{expr}.data")))
-}
-
-fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    fn value(c: u8) -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            _ => return None,
-        } as u32)
-    }
-    let clean: Vec<u8> = text.bytes().filter(|c| !c.is_ascii_whitespace() && *c != b'=').collect();
-    let mut out = Vec::with_capacity(clean.len() * 3 / 4);
-    for chunk in clean.chunks(4) {
-        let mut acc = 0u32;
-        for (i, c) in chunk.iter().enumerate() {
-            acc |= value(*c)? << (18 - 6 * i);
-        }
-        let bytes = acc.to_be_bytes();
-        match chunk.len() {
-            4 => out.extend_from_slice(&bytes[1..4]),
-            3 => out.extend_from_slice(&bytes[1..3]),
-            2 => out.push(bytes[1]),
-            _ => return None,
-        }
-    }
-    Some(out)
 }
 
 /// The part of a request URL after the FHIR base, or `None` for a URL on another server.
@@ -706,13 +677,6 @@ fn at_entry(error: ApiError, index: usize) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_round_trip() {
-        assert_eq!(base64_decode("aGVsbG8=").as_deref(), Some(&b"hello"[..]));
-        assert_eq!(base64_decode("aGk").as_deref(), Some(&b"hi"[..]));
-        assert!(base64_decode("a$b").is_none());
-    }
 
     #[test]
     fn entry_indexes_from_expressions() {
