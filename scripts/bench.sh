@@ -63,15 +63,25 @@ if [ "$HELIOS" = 1 ] && [ ! -x "$HELIOS_BIN" ]; then
     --root "$CACHE/helios-$HELIOS_VERSION" helios-hfs --version "$HELIOS_VERSION"
 fi
 
-dataset() { # name patients
+dataset() { # name patients source
   local dir="$OUT/data/$1"
   if [ ! -f "$dir/MANIFEST.txt" ]; then
     rm -rf "$dir"
     log "generating $1 ($2 patients)"
-    "$LOADGEN" --source "$SHARED_SYNTHEA" --patients "$2" --out "$dir" >&2
+    "$LOADGEN" --source "$3" --patients "$2" --out "$dir" >&2
   fi
   echo "$dir"
 }
+
+# Helios refuses the Synthea 3.x Bundles (batch entries with ifNoneExist answer 400, so the
+# patients' conditional references find nothing): the side-by-side runs on the two sets both
+# servers load whole, the 2019 SMART set and the 2020 set (53 patients).
+PEER_SOURCE="$OUT/data/peer-source"
+if [ ! -d "$PEER_SOURCE" ]; then
+  mkdir -p "$PEER_SOURCE"
+  ln -s "$SHARED_SYNTHEA/smart-on-fhir-r4" "$PEER_SOURCE/smart-on-fhir-r4"
+  ln -s "$SHARED_SYNTHEA/synthea-2020-iris" "$PEER_SOURCE/synthea-2020-iris"
+fi
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -135,7 +145,7 @@ start_helios() {
   local port dir
   port=$(free_port)
   dir=$(mktemp -d "$OUT/store.XXXX")
-  (cd "$dir" && exec "$HELIOS_BIN" --port "$port" --database-url "$dir/hfs.db" --log-level warn) >/dev/null 2>"$OUT/helios.log" &
+  (cd "$dir" && exec "$HELIOS_BIN" --port "$port" --database-url "$dir/hfs.db" --data-dir "$dir" --log-level warn) >/dev/null 2>"$OUT/helios.log" &
   SERVER_PID=$!
   BASE="http://127.0.0.1:$port"
   wait_http "$BASE/metadata"
@@ -168,10 +178,11 @@ PY
 
 ratio() { python3 -c "import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print(f'{a/b:.2f}x' if b else 'n/a')" "$1" "$2"; }
 
-SMALL=$(dataset synthea-63 63)
-LARGE=$(dataset "synthea-$PATIENTS" "$PATIENTS")
-SMALL_N=$(grep '^resources:' "$SMALL/MANIFEST.txt" | cut -d' ' -f2)
-LARGE_N=$(grep '^resources:' "$LARGE/MANIFEST.txt" | cut -d' ' -f2)
+SMALL=$(dataset synthea-63 63 "$SHARED_SYNTHEA")
+LARGE=$(dataset "synthea-$PATIENTS" "$PATIENTS" "$SHARED_SYNTHEA")
+PEER_SMALL=$(dataset peer-53 53 "$PEER_SOURCE")
+PEER_LARGE=$(dataset "peer-$PATIENTS" "$PATIENTS" "$PEER_SOURCE")
+count() { grep '^resources:' "$1/MANIFEST.txt" | cut -d' ' -f2; }
 
 {
   echo "# Iaso benchmark run"
@@ -179,7 +190,8 @@ LARGE_N=$(grep '^resources:' "$LARGE/MANIFEST.txt" | cut -d' ' -f2)
   echo "- date: $(date -u +%Y-%m-%dT%H:%MZ)"
   echo "- machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(free -g | awk '/Mem:/{print $2}') GiB RAM"
   echo "- Iaso $(git -C "$ROOT" rev-parse --short HEAD) (release build); Helios helios-hfs $HELIOS_VERSION (default features)"
-  echo "- data: synthea-63 = the 63 shared Synthea patients ($SMALL_N resources); synthea-$PATIENTS = loadgen copies ($LARGE_N resources)"
+  echo "- data: synthea-63 = the 63 shared Synthea patients, all three generations ($(count "$SMALL") resources); synthea-$PATIENTS = loadgen copies of them ($(count "$LARGE") resources)"
+  echo "- side-by-side data: peer-53 = the 2019 SMART and 2020 Synthea patients, which both servers load whole ($(count "$PEER_SMALL") resources); peer-$PATIENTS = loadgen copies of them ($(count "$PEER_LARGE") resources)"
   echo
   echo "## iaso import (validation on)"
   echo
@@ -209,7 +221,7 @@ declare -A LOAD READ
 servers=(iaso-sqlite)
 [ "$POSTGRES" = 1 ] && servers+=(iaso-postgres)
 [ "$HELIOS" = 1 ] && servers+=(helios)
-for data in "$SMALL" "$LARGE"; do
+for data in "$PEER_SMALL" "$PEER_LARGE"; do
   name=$(basename "$data")
   for server in "${servers[@]}"; do
     log "HTTP load and reads: $name into $server"
@@ -239,7 +251,7 @@ if [ "$HELIOS" = 1 ]; then
     echo
     echo "| data | HTTP load | read by id |"
     echo "|---|---:|---:|"
-    for data in "$SMALL" "$LARGE"; do
+    for data in "$PEER_SMALL" "$PEER_LARGE"; do
       name=$(basename "$data")
       echo "| $name | $(ratio "${LOAD[iaso-sqlite-$name]}" "${LOAD[helios-$name]}") | $(ratio "${READ[iaso-sqlite-$name]}" "${READ[helios-$name]}") |"
     done
