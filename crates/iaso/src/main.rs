@@ -14,6 +14,9 @@ use server::negotiate::PreferReturn;
 use store::Store;
 use tracing_subscriber::EnvFilter;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "iaso", version, about = "Iaso: a FHIR R4 server and clinic platform in one binary")]
 struct Cli {
