@@ -169,8 +169,9 @@ def ms(v):
     n, unit = re.match(r"([\d.]+)(us|ms|s)", v).groups()
     return float(n) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
 rps = re.search(r"Requests/sec:\s+([\d.]+)", text).group(1)
-p50 = ms(re.search(r"50%\s+(\S+)", text).group(1))
-p99 = ms(re.search(r"99%\s+(\S+)", text).group(1))
+# Anchored at the line start: the thread table's "+/- Stdev" column also ends in "99%".
+p50 = ms(re.search(r"^\s*50%\s+(\S+)", text, re.M).group(1))
+p99 = ms(re.search(r"^\s*99%\s+(\S+)", text, re.M).group(1))
 bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
 print(f"{float(rps):.0f} {p50:.2f} {p99:.2f} {bad.group(1) if bad else 0}")
 PY
