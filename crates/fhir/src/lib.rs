@@ -10,6 +10,8 @@ pub mod model;
 pub mod outcome;
 mod path;
 mod primitives;
+pub mod search;
+pub mod summary;
 pub mod validate;
 
 pub use definitions::{Child, Definitions, Node, NodeId, Primitive, TypeClass, ValueSet, definitions};

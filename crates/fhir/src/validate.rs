@@ -428,7 +428,7 @@ pub fn reference_type(reference: &str) -> Option<&str> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::outcome::Severity;
     use serde_json::json;

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use fhir::search::Registry;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 use server::bundle::BundleOptions;
@@ -56,8 +57,18 @@ struct FileResult {
     retry: bool,
 }
 
+/// Where files are loaded: the store and the search parameters that index what is written.
+struct Destination {
+    store: Arc<dyn Store>,
+    registry: Arc<Registry>,
+}
+
 pub async fn run(store: Arc<dyn Store>, paths: &[PathBuf], parallel: usize) -> Result<Summary, String> {
     let started = Instant::now();
+    // A store whose index is stale is loaded all the same; `iaso serve` re-indexes it.
+    let prepared =
+        server::reindex::prepare(store.as_ref()).await.map_err(|e| format!("cannot prepare the search index: {e}"))?;
+    let to = Arc::new(Destination { store, registry: prepared.registry });
     let mut files = Vec::new();
     for p in paths {
         collect(p, &mut files)?;
@@ -77,12 +88,12 @@ pub async fn run(store: Arc<dyn Store>, paths: &[PathBuf], parallel: usize) -> R
     let mut summary = Summary { files: files.len(), ..Default::default() };
     let mut retry = Vec::new();
     for phase in [first, later] {
-        run_phase(&store, phase, parallel, &bar, &mut summary, &mut retry).await;
+        run_phase(&to, phase, parallel, &bar, &mut summary, &mut retry).await;
     }
     if !retry.is_empty() {
         let again: Vec<PathBuf> = std::mem::take(&mut retry).into_iter().map(|(p, _)| p).collect();
         let mut still = Vec::new();
-        run_phase(&store, again, 1, &bar, &mut summary, &mut still).await;
+        run_phase(&to, again, 1, &bar, &mut summary, &mut still).await;
         summary.failures.extend(still.into_iter().flat_map(|(_, f)| f));
     }
     bar.finish_and_clear();
@@ -91,7 +102,7 @@ pub async fn run(store: Arc<dyn Store>, paths: &[PathBuf], parallel: usize) -> R
 }
 
 async fn run_phase(
-    store: &Arc<dyn Store>,
+    to: &Arc<Destination>,
     files: Vec<PathBuf>,
     parallel: usize,
     bar: &ProgressBar,
@@ -101,12 +112,12 @@ async fn run_phase(
     let permits = Arc::new(Semaphore::new(parallel));
     let mut tasks = JoinSet::new();
     for file in files {
-        let store = store.clone();
+        let to = to.clone();
         let permits = permits.clone();
         tasks.spawn(async move {
             let _permit = permits.acquire_owned().await;
             let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
-            let result = import_file(store.as_ref(), &file).await;
+            let result = import_file(&to, &file).await;
             (file, size, result)
         });
     }
@@ -152,7 +163,7 @@ fn mentions_patient(path: &Path) -> bool {
     text.contains("\"resourceType\":\"Patient\"") || text.contains("\"resourceType\": \"Patient\"")
 }
 
-async fn import_file(store: &dyn Store, path: &Path) -> FileResult {
+async fn import_file(to: &Destination, path: &Path) -> FileResult {
     let name = path.display().to_string();
     let fail = |why: String| FileResult { resources: 0, failures: vec![(name.clone(), why)], retry: false };
     let bytes = match tokio::fs::read(path).await {
@@ -160,7 +171,7 @@ async fn import_file(store: &dyn Store, path: &Path) -> FileResult {
         Err(e) => return fail(format!("cannot read: {e}")),
     };
     if path.extension().and_then(|e| e.to_str()) == Some("ndjson") {
-        return import_ndjson(store, &name, &bytes).await;
+        return import_ndjson(to, &name, &bytes).await;
     }
     let value: Value = match serde_json::from_slice(&bytes) {
         Ok(v) => v,
@@ -170,7 +181,7 @@ async fn import_file(store: &dyn Store, path: &Path) -> FileResult {
         Some("Bundle") => {}
         Some(_) => {
             let bundle = as_transaction(vec![value]);
-            return load_bundle(store, &name, bundle).await;
+            return load_bundle(to, &name, bundle).await;
         }
         None => return fail("not a FHIR resource (no resourceType)".into()),
     }
@@ -186,10 +197,10 @@ async fn import_file(store: &dyn Store, path: &Path) -> FileResult {
         }
         other => return fail(format!("Bundles of type {other:?} are not importable")),
     };
-    load_bundle(store, &name, bundle).await
+    load_bundle(to, &name, bundle).await
 }
 
-async fn import_ndjson(store: &dyn Store, name: &str, bytes: &[u8]) -> FileResult {
+async fn import_ndjson(to: &Destination, name: &str, bytes: &[u8]) -> FileResult {
     let mut result = FileResult { resources: 0, failures: Vec::new(), retry: false };
     let text = String::from_utf8_lossy(bytes);
     let mut chunk = Vec::with_capacity(NDJSON_CHUNK);
@@ -204,7 +215,7 @@ async fn import_ndjson(store: &dyn Store, name: &str, bytes: &[u8]) -> FileResul
             }
         }
         let label = format!("{name}:{}-{}", group[0].0, group[group.len() - 1].0);
-        let r = load_bundle(store, &label, as_transaction(std::mem::take(&mut chunk))).await;
+        let r = load_bundle(to, &label, as_transaction(std::mem::take(&mut chunk))).await;
         result.resources += r.resources;
         result.failures.extend(r.failures);
     }
@@ -227,10 +238,13 @@ fn as_transaction(resources: Vec<Value>) -> Value {
     json!({"resourceType": "Bundle", "type": "transaction", "entry": entries})
 }
 
-async fn load_bundle(store: &dyn Store, name: &str, bundle: Value) -> FileResult {
-    let options = BundleOptions { ids_from_urns: true, ..BundleOptions::new("urn:iaso:import", PreferReturn::Minimal) };
+async fn load_bundle(to: &Destination, name: &str, bundle: Value) -> FileResult {
+    let options = BundleOptions {
+        ids_from_urns: true,
+        ..BundleOptions::new("urn:iaso:import", PreferReturn::Minimal, to.registry.clone())
+    };
     let entries = bundle.get("entry").and_then(Value::as_array).map_or(0, Vec::len);
-    match server::bundle::process(store, store::DEFAULT_TENANT, &bundle, &options).await {
+    match server::bundle::process(to.store.as_ref(), store::DEFAULT_TENANT, &bundle, &options).await {
         Ok(response) => {
             let mut failures = Vec::new();
             let mut ok = 0;

@@ -143,6 +143,7 @@ async fn serve(
         tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let state = server::AppState::new(store.clone(), server::Config { base_url, max_body_bytes });
+    server::reindex::on_start(&state).await.map_err(|e| format!("cannot prepare the search index: {e}"))?;
     let shutdown = shutdown_signal()?;
     tracing::info!(
         address = %local,
@@ -183,7 +184,9 @@ async fn seed_demo(store: &dyn Store, patients: usize) -> Result<(), String> {
         println!("Demo: the store already holds data; nothing seeded.");
         return Ok(());
     }
-    let options = BundleOptions::new("http://localhost/fhir", PreferReturn::Minimal);
+    let prepared =
+        server::reindex::prepare(store).await.map_err(|e| format!("cannot prepare the search index: {e}"))?;
+    let options = BundleOptions::new("http://localhost/fhir", PreferReturn::Minimal, prepared.registry);
     let mut resources = 0;
     for bundle in demo::demo_clinic(DEMO_SEED, patients) {
         resources += bundle.get("entry").and_then(|e| e.as_array()).map_or(0, Vec::len);

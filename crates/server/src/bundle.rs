@@ -6,10 +6,13 @@
 //! gives — DELETE, POST, PUT/PATCH, then GET — all or nothing. A batch runs each entry on its own.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use axum::http::StatusCode;
 use fhir::links::LinkKind;
 use fhir::outcome::{Issue, operation_outcome};
+use fhir::search::Registry;
+use fhir::search::query::Filter;
 use serde_json::{Value, json};
 use store::{Method, ResourceVersion, Store, Transaction};
 
@@ -30,11 +33,13 @@ pub struct BundleOptions {
     /// re-run creates no duplicates and writes no new versions. Off for the REST API, where a
     /// POST always creates a new resource with a server-assigned id.
     pub ids_from_urns: bool,
+    /// The search parameters that index the writes and resolve conditional references.
+    pub registry: Arc<Registry>,
 }
 
 impl BundleOptions {
-    pub fn new(base_url: impl Into<String>, prefer: PreferReturn) -> Self {
-        BundleOptions { base_url: base_url.into(), prefer, ids_from_urns: false }
+    pub fn new(base_url: impl Into<String>, prefer: PreferReturn, registry: Arc<Registry>) -> Self {
+        BundleOptions { base_url: base_url.into(), prefer, ids_from_urns: false, registry }
     }
 }
 
@@ -65,7 +70,7 @@ enum Addr {
     Type,
     Id(String),
     Version(String, i64),
-    Criteria(String, Vec<store::Criterion>),
+    Criteria(String, Vec<Filter>),
 }
 
 /// One parsed Bundle entry.
@@ -79,7 +84,7 @@ struct Entry {
     resource: Option<Value>,
     patch: Option<Value>,
     if_match: Option<i64>,
-    if_none_exist: Option<Vec<store::Criterion>>,
+    if_none_exist: Option<Vec<Filter>>,
 }
 
 /// The identity an entry resolved to inside the transaction.
@@ -200,7 +205,7 @@ fn parse_entry(index: usize, raw: &Value, options: &BundleOptions) -> ApiResult<
     service::known_type(&resource_type)?;
     let addr = match (segments.as_slice(), query) {
         ([_], Some(q)) if matches!(verb, Verb::Put | Verb::Delete | Verb::Patch) => {
-            Addr::Criteria(q.to_owned(), service::parse_criteria(&resource_type, q)?)
+            Addr::Criteria(q.to_owned(), service::parse_criteria(&options.registry, &resource_type, q)?)
         }
         ([_], _) => Addr::Type,
         ([_, id], _) => {
@@ -235,7 +240,7 @@ fn parse_entry(index: usize, raw: &Value, options: &BundleOptions) -> ApiResult<
     }
     let if_match = request.get("ifMatch").and_then(Value::as_str).map(service::parse_etag).transpose()?;
     let if_none_exist = match request.get("ifNoneExist").and_then(Value::as_str) {
-        Some(q) => Some(service::parse_criteria(&resource_type, q.trim_start_matches('?'))?),
+        Some(q) => Some(service::parse_criteria(&options.registry, &resource_type, q.trim_start_matches('?'))?),
         None => None,
     };
     let mut resource = raw.get("resource").cloned();
@@ -361,9 +366,17 @@ async fn run_transaction(
     for e in entries {
         let resource = match &e.resource {
             Some(r) => Some(
-                rewrite_references(&mut *tx, r.clone(), &targets, &mut resolved_conditionals, entries, &identities)
-                    .await
-                    .map_err(|err| at_entry(err, e.index))?,
+                rewrite_references(
+                    &mut *tx,
+                    &options.registry,
+                    r.clone(),
+                    &targets,
+                    &mut resolved_conditionals,
+                    entries,
+                    &identities,
+                )
+                .await
+                .map_err(|err| at_entry(err, e.index))?,
             ),
             None => None,
         };
@@ -389,6 +402,7 @@ async fn run_batch_entry(store: &dyn Store, tenant: &str, entry: &Entry, options
         Some(r) => Some(
             rewrite_references(
                 &mut *tx,
+                &options.registry,
                 r.clone(),
                 &HashMap::new(),
                 &mut HashMap::new(),
@@ -454,6 +468,7 @@ fn urn_id(e: &Entry) -> Option<String> {
 /// resource; a second only when it holds conditional references.
 async fn rewrite_references(
     tx: &mut dyn Transaction,
+    registry: &Registry,
     mut resource: Value,
     targets: &HashMap<String, String>,
     resolved: &mut HashMap<String, String>,
@@ -482,12 +497,12 @@ async fn rewrite_references(
         }
         let Some((rt, query)) = reference.split_once('?') else { continue };
         service::known_type(rt)?;
-        let criteria = service::parse_criteria(rt, query)?;
+        let criteria = service::parse_criteria(registry, rt, query)?;
         let id = match service::tx_find_one(tx, rt, &criteria, &format!("the conditional reference '{reference}'"))
             .await?
         {
             Some(id) => id,
-            None => in_bundle_match(rt, &criteria, entries, identities).ok_or_else(|| {
+            None => in_bundle_match(registry, rt, &criteria, entries, identities).ok_or_else(|| {
                 ApiError::BadRequest(vec![
                     Issue::error("not-found", format!("the conditional reference '{reference}' matches no resource"))
                         .at(expression.clone()),
@@ -510,8 +525,9 @@ fn is_conditional(link: &str) -> bool {
 
 /// A conditional reference may name a resource created by the same transaction.
 fn in_bundle_match(
+    registry: &Registry,
     rt: &str,
-    criteria: &[store::Criterion],
+    criteria: &[Filter],
     entries: &[Entry],
     identities: &[Identity],
 ) -> Option<String> {
@@ -521,22 +537,8 @@ fn in_bundle_match(
             return None;
         }
         let id = identity.id.as_deref()?;
-        let rows = service::index_rows(resource);
-        let matches = criteria.iter().all(|c| match c {
-            store::Criterion::Id(want) => want == id,
-            store::Criterion::Token { param, system, code } => rows.iter().any(|row| match row {
-                store::IndexRow::Token { param: p, system: s, code: c } => {
-                    p == param
-                        && c == code
-                        && match system.as_deref() {
-                            None => true,
-                            Some("") => s.is_none(),
-                            Some(want) => s.as_deref() == Some(want),
-                        }
-                }
-            }),
-        });
-        matches.then(|| id.to_owned())
+        let index = fhir::search::index_resource(resource, registry);
+        fhir::search::matches(criteria, id, &index).then(|| id.to_owned())
     })
 }
 
@@ -568,21 +570,21 @@ async fn execute(
             let (Some(id), Some(body)) = (&identity.id, resource) else {
                 return Err(ApiError::Internal("POST entry without identity".into()));
             };
-            let written = service::tx_create(tx, rt, body, id).await?;
+            let written = service::tx_create(tx, &options.registry, rt, body, id).await?;
             Ok(written_entry(&written, options))
         }
         Verb::Put => {
             let (Some(id), Some(body)) = (&identity.id, resource) else {
                 return Err(ApiError::Internal("PUT entry without identity".into()));
             };
-            let written = service::tx_update(tx, rt, id, body, e.if_match, Method::Put).await?;
+            let written = service::tx_update(tx, &options.registry, rt, id, body, e.if_match, Method::Put).await?;
             Ok(written_entry(&written, options))
         }
         Verb::Patch => {
             let (Some(id), Some(patch)) = (&identity.id, &e.patch) else {
                 return Err(ApiError::Internal("PATCH entry without identity".into()));
             };
-            let written = service::tx_patch(tx, rt, id, patch, e.if_match).await?;
+            let written = service::tx_patch(tx, &options.registry, rt, id, patch, e.if_match).await?;
             Ok(written_entry(&written, options))
         }
         Verb::Get | Verb::Head => {

@@ -8,8 +8,10 @@ pub mod error;
 mod health;
 mod history;
 pub mod negotiate;
+pub mod reindex;
 mod respond;
 mod rest;
+mod search;
 pub mod service;
 
 use std::future::Future;
@@ -21,6 +23,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use fhir::search::Registry;
 use store::Store;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -53,33 +56,74 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// When this instance started, as a FHIR dateTime (the CapabilityStatement's date).
     pub started: Arc<str>,
+    /// The search parameters writes are indexed by and searches use; `$reindex` replaces them
+    /// when custom SearchParameters change.
+    registry: Arc<std::sync::RwLock<Arc<Registry>>>,
+    /// The background re-indexing job.
+    pub reindex: Arc<reindex::Job>,
 }
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>, config: Config) -> Self {
+        AppState::with_registry(store, config, fhir::search::standard_shared())
+    }
+
+    pub fn with_registry(store: Arc<dyn Store>, config: Config, registry: Arc<Registry>) -> Self {
         let started = respond::instant(chrono::Utc::now());
-        AppState { store, config: Arc::new(config), started: started.into() }
+        AppState {
+            store,
+            config: Arc::new(config),
+            started: started.into(),
+            registry: Arc::new(std::sync::RwLock::new(registry)),
+            reindex: Arc::new(reindex::Job::default()),
+        }
+    }
+
+    /// The search parameters in force.
+    pub fn registry(&self) -> Arc<Registry> {
+        match self.registry.read() {
+            Ok(r) => r.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn set_registry(&self, registry: Arc<Registry>) {
+        match self.registry.write() {
+            Ok(mut r) => *r = registry,
+            Err(poisoned) => *poisoned.into_inner() = registry,
+        }
+    }
+
+    /// Where the FHIR interactions of a request run.
+    pub fn ctx(&self) -> service::Ctx<'_> {
+        service::Ctx { store: self.store.as_ref(), tenant: store::DEFAULT_TENANT, registry: self.registry() }
     }
 }
 
 pub fn router(state: AppState) -> Router {
     let fhir = Router::new()
-        .route("/", post(rest::base_post))
+        .route("/", post(rest::base_post).get(search::system_get))
+        .route("/_search", post(search::system_post))
+        .route("/$reindex", post(reindex::start).get(reindex::status))
         .route("/metadata", get(rest::metadata))
         .route("/_history", get(rest::system_history))
         .route(
             "/{type}",
             post(rest::create)
+                .get(search::type_get)
                 .put(rest::conditional_update)
                 .delete(rest::conditional_delete)
                 .patch(rest::conditional_patch),
         )
         .route("/{type}/_history", get(rest::type_history))
+        .route("/{type}/_search", post(search::type_post))
+        .route("/{type}/$everything", get(search::everything_type))
         .route("/{type}/$validate", post(rest::validate))
         .route("/{type}/{id}", get(rest::read).put(rest::update).patch(rest::patch).delete(rest::delete))
         .route("/{type}/{id}/_history", get(rest::instance_history))
         .route("/{type}/{id}/_history/{vid}", get(rest::vread))
         .route("/{type}/{id}/$validate", post(rest::validate))
+        .route("/{type}/{id}/{member}", get(search::compartment))
         .fallback(fhir_not_found)
         .method_not_allowed_fallback(rest::method_not_allowed);
 
@@ -102,7 +146,7 @@ pub fn router(state: AppState) -> Router {
 
     Router::new()
         .nest("/fhir", fhir)
-        .route("/fhir/", post(rest::base_post))
+        .route("/fhir/", post(rest::base_post).get(search::system_get))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .fallback(not_found)

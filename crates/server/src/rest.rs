@@ -62,7 +62,11 @@ fn strip_format_params(query: &str) -> String {
 }
 
 pub async fn metadata(State(app): State<AppState>, negotiated: Negotiated, BaseUrl(base): BaseUrl) -> Response {
-    respond::json(&negotiated, StatusCode::OK, &crate::capability::capability_statement(&base, &app.started))
+    respond::json(
+        &negotiated,
+        StatusCode::OK,
+        &crate::capability::capability_statement(&base, &app.started, &app.registry()),
+    )
 }
 
 /// `POST [base]`: a batch or transaction Bundle.
@@ -80,7 +84,7 @@ pub async fn base_post(
             "resourceType",
         ));
     }
-    let options = BundleOptions::new(base, negotiated.prefer_return.unwrap_or(PreferReturn::Minimal));
+    let options = BundleOptions::new(base, negotiated.prefer_return.unwrap_or(PreferReturn::Minimal), app.registry());
     let response = bundle::process(app.store.as_ref(), DEFAULT_TENANT, &bundle, &options).await?;
     Ok(respond::json(&negotiated, StatusCode::OK, &response))
 }
@@ -139,7 +143,7 @@ pub async fn create(
     service::known_type(&rt)?;
     let resource = read_json(&headers, body, app.config.max_body_bytes, BodyKind::Resource).await?;
     let if_none_exist = header_text(&headers, "if-none-exist").map(|q| q.trim_start_matches('?').to_owned());
-    let written = service::create(app.store.as_ref(), DEFAULT_TENANT, &rt, &resource, if_none_exist.as_deref()).await?;
+    let written = service::create(app.ctx(), &rt, &resource, if_none_exist.as_deref()).await?;
     let status = if written.created { StatusCode::CREATED } else { StatusCode::OK };
     Ok(respond::version(&negotiated, status, &written.version, &base, true))
 }
@@ -157,9 +161,7 @@ pub async fn conditional_update(
     service::known_type(&rt)?;
     let query = criteria_query(query.as_deref(), "an update")?;
     let resource = read_json(&headers, body, app.config.max_body_bytes, BodyKind::Resource).await?;
-    let written =
-        service::conditional_update(app.store.as_ref(), DEFAULT_TENANT, &rt, &query, &resource, if_match(&headers)?)
-            .await?;
+    let written = service::conditional_update(app.ctx(), &rt, &query, &resource, if_match(&headers)?).await?;
     let status = if written.created { StatusCode::CREATED } else { StatusCode::OK };
     Ok(respond::version(&negotiated, status, &written.version, &base, true))
 }
@@ -173,8 +175,8 @@ pub async fn conditional_delete(
 ) -> ApiResult<Response> {
     service::known_type(&rt)?;
     let query = criteria_query(query.as_deref(), "a delete")?;
-    let target = Target::conditional(&rt, &query)?;
-    let deleted = service::delete(app.store.as_ref(), DEFAULT_TENANT, &rt, target, None).await?;
+    let target = Target::conditional(&app.registry(), &rt, &query)?;
+    let deleted = service::delete(app.ctx(), &rt, target, None).await?;
     Ok(deleted_response(&negotiated, deleted))
 }
 
@@ -190,9 +192,9 @@ pub async fn conditional_patch(
 ) -> ApiResult<Response> {
     service::known_type(&rt)?;
     let query = criteria_query(query.as_deref(), "a patch")?;
-    let target = Target::conditional(&rt, &query)?;
+    let target = Target::conditional(&app.registry(), &rt, &query)?;
     let patch = read_json(&headers, body, app.config.max_body_bytes, BodyKind::JsonPatch).await?;
-    let written = service::patch(app.store.as_ref(), DEFAULT_TENANT, &rt, target, &patch, if_match(&headers)?).await?;
+    let written = service::patch(app.ctx(), &rt, target, &patch, if_match(&headers)?).await?;
     Ok(respond::version(&negotiated, StatusCode::OK, &written.version, &base, false))
 }
 
@@ -268,7 +270,7 @@ pub async fn update(
     service::known_type(&rt)?;
     service::valid_id(&id)?;
     let resource = read_json(&headers, body, app.config.max_body_bytes, BodyKind::Resource).await?;
-    let written = service::update(app.store.as_ref(), DEFAULT_TENANT, &rt, &id, &resource, if_match(&headers)?).await?;
+    let written = service::update(app.ctx(), &rt, &id, &resource, if_match(&headers)?).await?;
     let status = if written.created { StatusCode::CREATED } else { StatusCode::OK };
     Ok(respond::version(&negotiated, status, &written.version, &base, true))
 }
@@ -285,8 +287,7 @@ pub async fn patch(
     service::known_type(&rt)?;
     service::valid_id(&id)?;
     let patch = read_json(&headers, body, app.config.max_body_bytes, BodyKind::JsonPatch).await?;
-    let written =
-        service::patch(app.store.as_ref(), DEFAULT_TENANT, &rt, Target::Id(&id), &patch, if_match(&headers)?).await?;
+    let written = service::patch(app.ctx(), &rt, Target::Id(&id), &patch, if_match(&headers)?).await?;
     Ok(respond::version(&negotiated, StatusCode::OK, &written.version, &base, false))
 }
 
@@ -299,15 +300,19 @@ pub async fn delete(
 ) -> ApiResult<Response> {
     service::known_type(&rt)?;
     service::valid_id(&id)?;
-    let deleted =
-        service::delete(app.store.as_ref(), DEFAULT_TENANT, &rt, Target::Id(&id), if_match(&headers)?).await?;
+    let deleted = service::delete(app.ctx(), &rt, Target::Id(&id), if_match(&headers)?).await?;
     Ok(deleted_response(&negotiated, deleted))
 }
 
-fn deleted_response(negotiated: &Negotiated, deleted: Option<store::ResourceVersion>) -> Response {
-    let message = match &deleted {
-        Some(v) => format!("deleted {}/{} (version {})", v.resource_type, v.id, v.version),
-        None => "nothing to delete: no resource matched".to_owned(),
+fn deleted_response(negotiated: &Negotiated, deleted: Vec<store::ResourceVersion>) -> Response {
+    let message = match deleted.as_slice() {
+        [] => "nothing to delete: no resource matched".to_owned(),
+        [v] => format!("deleted {}/{} (version {})", v.resource_type, v.id, v.version),
+        many => format!(
+            "deleted {} resources: {}",
+            many.len(),
+            many.iter().map(|v| format!("{}/{}", v.resource_type, v.id)).collect::<Vec<_>>().join(", ")
+        ),
     };
     let mut response = match negotiated.prefer_return {
         Some(PreferReturn::Minimal) => StatusCode::NO_CONTENT.into_response(),
@@ -317,7 +322,7 @@ fn deleted_response(negotiated: &Negotiated, deleted: Option<store::ResourceVers
             &operation_outcome(&[Issue::information("informational", message)]),
         ),
     };
-    if let Some(v) = deleted
+    if let [v] = deleted.as_slice()
         && let Ok(value) = respond::etag(v.version).parse()
     {
         response.headers_mut().insert(header::ETAG, value);

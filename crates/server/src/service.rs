@@ -6,8 +6,10 @@ use std::future::Future;
 use std::time::Duration;
 
 use fhir::outcome::{Issue, has_errors};
+use fhir::search::query::{Filter, Parser, QueryError};
+use fhir::search::{FullText, IndexEntry, Registry};
 use serde_json::{Map, Value};
-use store::{Criterion, IndexRow, Method, NewVersion, ResourceVersion, Store, StoreError, Transaction};
+use store::{Method, NewVersion, ResourceVersion, Store, StoreError, Transaction};
 
 use crate::error::{ApiError, ApiResult};
 
@@ -72,57 +74,41 @@ pub fn parse_etag(value: &str) -> ApiResult<i64> {
 }
 
 /// Parses the criteria of a conditional interaction (`If-None-Exist`, `PUT [type]?…`,
-/// conditional references). Until full search lands, `_id` and `identifier` are understood.
-pub fn parse_criteria(resource_type: &str, query: &str) -> ApiResult<Vec<Criterion>> {
-    let mut criteria = Vec::new();
-    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
-        match &*name {
-            "_format" | "_pretty" => {}
-            "_id" => criteria.push(Criterion::Id(value.into_owned())),
-            "identifier" => {
-                if value.contains(',') {
-                    return Err(ApiError::not_supported(
-                        "several identifier values (OR) in conditional criteria are not supported yet",
-                    ));
-                }
-                let (system, code) = match value.split_once('|') {
-                    Some((s, c)) => (Some(s.to_owned()), c.to_owned()),
-                    None => (None, value.into_owned()),
-                };
-                if code.is_empty() {
-                    return Err(ApiError::not_supported(format!("identifier criteria need a value: '{query}'")));
-                }
-                criteria.push(Criterion::Token { param: "identifier".into(), system, code });
-            }
-            other => {
-                return Err(ApiError::not_supported(format!(
-                    "the parameter '{other}' is not supported in conditional criteria for {resource_type} yet (supported: _id, identifier)"
-                )));
-            }
-        }
+/// conditional references): any search parameters of the type; parameters that shape results
+/// (`_sort`, `_count`…) are not criteria and are refused.
+pub fn parse_criteria(registry: &Registry, resource_type: &str, query: &str) -> ApiResult<Vec<Filter>> {
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.trim_start_matches('?').as_bytes())
+        .filter(|(k, _)| k != "_format" && k != "_pretty")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let parser = Parser { registry, base_url: "", lenient: false };
+    let request = parser.parse(Some(resource_type), &pairs).map_err(query_error)?;
+    let shaping = request.count.is_some()
+        || !request.sort.is_empty()
+        || !request.include.is_empty()
+        || !request.revinclude.is_empty()
+        || request.summary.is_some()
+        || request.elements.is_some();
+    if shaping {
+        return Err(ApiError::bad_request(format!(
+            "conditional criteria for {resource_type} may hold search parameters only, not result parameters: '{query}'"
+        )));
     }
-    if criteria.is_empty() {
+    if request.filters.is_empty() {
         return Err(ApiError::bad_request(format!("conditional criteria for {resource_type} are empty: '{query}'")));
     }
-    Ok(criteria)
+    Ok(request.filters)
 }
 
-/// The index rows a resource version carries. Identifiers are indexed so that conditional
-/// interactions and references can find resources by them.
-pub fn index_rows(resource: &Value) -> Vec<IndexRow> {
-    let mut rows = Vec::new();
-    let mut add = |identifier: &Value| {
-        if let Some(code) = identifier.get("value").and_then(Value::as_str) {
-            let system = identifier.get("system").and_then(Value::as_str).map(str::to_owned);
-            rows.push(IndexRow::Token { param: "identifier".into(), system, code: code.to_owned() });
-        }
-    };
-    match resource.get("identifier") {
-        Some(Value::Array(items)) => items.iter().for_each(&mut add),
-        Some(single @ Value::Object(_)) => add(single),
-        _ => {}
-    }
-    rows
+/// A search parameter the server refuses, as a 400 naming it.
+pub fn query_error(e: QueryError) -> ApiError {
+    let code = if e.unknown { "not-supported" } else { "invalid" };
+    ApiError::BadRequest(vec![Issue::error(code, format!("search parameter '{}': {}", e.param, e.message))])
+}
+
+/// The index values and full text a resource version carries.
+pub fn index_rows(registry: &Registry, resource: &Value) -> (Vec<IndexEntry>, FullText) {
+    (fhir::search::index_resource(resource, registry), fhir::search::full_text(resource))
 }
 
 /// Puts `id` right after `resourceType` and drops the server-managed meta fields, which the store
@@ -204,9 +190,15 @@ where
 
 /// Creates a resource under `id` (a server-assigned id for POST). Finding the id taken means a
 /// concurrent transaction created it first: the caller retries and then sees it.
-pub async fn tx_create(tx: &mut dyn Transaction, resource_type: &str, body: Value, id: &str) -> ApiResult<Written> {
+pub async fn tx_create(
+    tx: &mut dyn Transaction,
+    registry: &Registry,
+    resource_type: &str,
+    body: Value,
+    id: &str,
+) -> ApiResult<Written> {
     let body = prepare_body(body, id);
-    let index = index_rows(&body);
+    let (index, text) = index_rows(registry, &body);
     let version = tx
         .write(NewVersion {
             resource_type: resource_type.to_owned(),
@@ -215,6 +207,7 @@ pub async fn tx_create(tx: &mut dyn Transaction, resource_type: &str, body: Valu
             method: Method::Post,
             body: Some(body),
             index,
+            text: Some(text),
         })
         .await
         .map_err(|e| lost_race(e, None))?;
@@ -234,6 +227,7 @@ fn lost_race(error: StoreError, if_match: Option<i64>) -> StoreError {
 /// server-managed meta creates no new version.
 pub async fn tx_update(
     tx: &mut dyn Transaction,
+    registry: &Registry,
     resource_type: &str,
     id: &str,
     body: Value,
@@ -250,7 +244,7 @@ pub async fn tx_update(
         return Ok(Written { version: cur.clone(), created: false });
     }
     let created = current.as_ref().is_none_or(ResourceVersion::is_deleted);
-    let index = index_rows(&body);
+    let (index, text) = index_rows(registry, &body);
     let version = tx
         .write(NewVersion {
             resource_type: resource_type.to_owned(),
@@ -260,6 +254,7 @@ pub async fn tx_update(
             method,
             body: Some(body),
             index,
+            text: Some(text),
         })
         .await
         .map_err(|e| lost_race(e, if_match))?;
@@ -286,6 +281,7 @@ pub async fn tx_delete(
             method: Method::Delete,
             body: None,
             index: Vec::new(),
+            text: None,
         })
         .await?;
     Ok(Some(version))
@@ -294,6 +290,7 @@ pub async fn tx_delete(
 /// Applies a JSON Patch to the current version and writes the result.
 pub async fn tx_patch(
     tx: &mut dyn Transaction,
+    registry: &Registry,
     resource_type: &str,
     id: &str,
     patch: &Value,
@@ -317,7 +314,7 @@ pub async fn tx_patch(
         ]));
     }
     check_resource(&patched, resource_type)?;
-    tx_update(tx, resource_type, id, patched, None, Method::Patch).await
+    tx_update(tx, registry, resource_type, id, patched, None, Method::Patch).await
 }
 
 fn apply_json_patch(stored: &str, patch: &Value) -> ApiResult<Value> {
@@ -355,32 +352,44 @@ fn check_if_match(
 pub async fn tx_find_one(
     tx: &mut dyn Transaction,
     resource_type: &str,
-    criteria: &[Criterion],
+    criteria: &[Filter],
     what: &str,
 ) -> ApiResult<Option<String>> {
-    let mut ids = tx.find(resource_type, criteria).await?;
+    let mut ids = tx.find(resource_type, criteria, 2).await?;
     match ids.len() {
         0 => Ok(None),
         1 => Ok(ids.pop()),
-        n => Err(ApiError::PreconditionFailed(format!(
-            "{what} matched {n} {resource_type} resources; it must match at most one"
+        _ => Err(ApiError::PreconditionFailed(format!(
+            "{what} matched more than one {resource_type}; it must match at most one"
         ))),
     }
 }
 
 // ---- single interactions, each in its own transaction ----
 
+/// Where interactions run: the store, the tenant, and the search parameters that index writes
+/// and resolve conditional criteria.
+#[derive(Clone)]
+pub struct Ctx<'a> {
+    pub store: &'a dyn Store,
+    pub tenant: &'a str,
+    pub registry: std::sync::Arc<Registry>,
+}
+
+/// The most resources one conditional delete removes; more matches are refused (412) rather
+/// than deleted in part.
+pub const MAX_CONDITIONAL_DELETE: usize = 100;
+
 pub async fn create(
-    store: &dyn Store,
-    tenant: &str,
+    ctx: Ctx<'_>,
     resource_type: &str,
     body: &Value,
     if_none_exist: Option<&str>,
 ) -> ApiResult<Written> {
     check_resource(body, resource_type)?;
-    let criteria = if_none_exist.map(|q| parse_criteria(resource_type, q)).transpose()?;
+    let criteria = if_none_exist.map(|q| parse_criteria(&ctx.registry, resource_type, q)).transpose()?;
     with_retry(|| async {
-        let mut tx = store.begin(tenant).await?;
+        let mut tx = ctx.store.begin(ctx.tenant).await?;
         if let Some(criteria) = &criteria
             && let Some(id) = tx_find_one(&mut *tx, resource_type, criteria, "If-None-Exist").await?
         {
@@ -390,7 +399,7 @@ pub async fn create(
                 .ok_or_else(|| ApiError::Internal(format!("{resource_type}/{id} vanished")))?;
             return Ok(Written { version: existing, created: false });
         }
-        let written = tx_create(&mut *tx, resource_type, body.clone(), &new_id()).await?;
+        let written = tx_create(&mut *tx, &ctx.registry, resource_type, body.clone(), &new_id()).await?;
         tx.commit().await?;
         Ok(written)
     })
@@ -398,8 +407,7 @@ pub async fn create(
 }
 
 pub async fn update(
-    store: &dyn Store,
-    tenant: &str,
+    ctx: Ctx<'_>,
     resource_type: &str,
     id: &str,
     body: &Value,
@@ -422,8 +430,9 @@ pub async fn update(
     }
     check_resource(body, resource_type)?;
     with_retry(|| async {
-        let mut tx = store.begin(tenant).await?;
-        let written = tx_update(&mut *tx, resource_type, id, body.clone(), if_match, Method::Put).await?;
+        let mut tx = ctx.store.begin(ctx.tenant).await?;
+        let written =
+            tx_update(&mut *tx, &ctx.registry, resource_type, id, body.clone(), if_match, Method::Put).await?;
         tx.commit().await?;
         Ok(written)
     })
@@ -431,18 +440,17 @@ pub async fn update(
 }
 
 pub async fn conditional_update(
-    store: &dyn Store,
-    tenant: &str,
+    ctx: Ctx<'_>,
     resource_type: &str,
     query: &str,
     body: &Value,
     if_match: Option<i64>,
 ) -> ApiResult<Written> {
-    let criteria = parse_criteria(resource_type, query)?;
+    let criteria = parse_criteria(&ctx.registry, resource_type, query)?;
     check_resource(body, resource_type)?;
     let body_id = body.get("id").and_then(Value::as_str);
     with_retry(|| async {
-        let mut tx = store.begin(tenant).await?;
+        let mut tx = ctx.store.begin(ctx.tenant).await?;
         let id = match tx_find_one(&mut *tx, resource_type, &criteria, "the conditional update").await? {
             Some(found) => {
                 if let Some(b) = body_id
@@ -457,7 +465,8 @@ pub async fn conditional_update(
             }
             None => body_id.map_or_else(new_id, str::to_owned),
         };
-        let written = tx_update(&mut *tx, resource_type, &id, body.clone(), if_match, Method::Put).await?;
+        let written =
+            tx_update(&mut *tx, &ctx.registry, resource_type, &id, body.clone(), if_match, Method::Put).await?;
         tx.commit().await?;
         Ok(written)
     })
@@ -465,39 +474,53 @@ pub async fn conditional_update(
 }
 
 pub async fn patch(
-    store: &dyn Store,
-    tenant: &str,
+    ctx: Ctx<'_>,
     resource_type: &str,
     target: Target<'_>,
     patch: &Value,
     if_match: Option<i64>,
 ) -> ApiResult<Written> {
     with_retry(|| async {
-        let mut tx = store.begin(tenant).await?;
+        let mut tx = ctx.store.begin(ctx.tenant).await?;
         let id = resolve_target(&mut *tx, resource_type, &target, "the conditional patch").await?;
         let Some(id) = id else {
             return Err(ApiError::NotFound(format!("{resource_type}?{}", target.query().unwrap_or(""))));
         };
-        let written = tx_patch(&mut *tx, resource_type, &id, patch, if_match).await?;
+        let written = tx_patch(&mut *tx, &ctx.registry, resource_type, &id, patch, if_match).await?;
         tx.commit().await?;
         Ok(written)
     })
     .await
 }
 
+/// Deletes the target; by criteria, every match (R4 conditional delete, "multiple"), all in
+/// one transaction.
 pub async fn delete(
-    store: &dyn Store,
-    tenant: &str,
+    ctx: Ctx<'_>,
     resource_type: &str,
     target: Target<'_>,
     if_match: Option<i64>,
-) -> ApiResult<Option<ResourceVersion>> {
+) -> ApiResult<Vec<ResourceVersion>> {
     with_retry(|| async {
-        let mut tx = store.begin(tenant).await?;
-        let Some(id) = resolve_target(&mut *tx, resource_type, &target, "the conditional delete").await? else {
-            return Ok(None);
+        let mut tx = ctx.store.begin(ctx.tenant).await?;
+        let ids = match &target {
+            Target::Id(id) => vec![(*id).to_owned()],
+            Target::Criteria { criteria, .. } => {
+                let ids = tx.find(resource_type, criteria, MAX_CONDITIONAL_DELETE + 1).await?;
+                if ids.len() > MAX_CONDITIONAL_DELETE {
+                    return Err(ApiError::PreconditionFailed(format!(
+                        "the conditional delete matched more than {MAX_CONDITIONAL_DELETE} {resource_type} resources; narrow the criteria"
+                    )));
+                }
+                ids
+            }
         };
-        let deleted = tx_delete(&mut *tx, resource_type, &id, if_match).await?;
+        let mut deleted = Vec::new();
+        for id in ids {
+            if let Some(v) = tx_delete(&mut *tx, resource_type, &id, if_match).await? {
+                deleted.push(v);
+            }
+        }
         tx.commit().await?;
         Ok(deleted)
     })
@@ -508,12 +531,12 @@ pub async fn delete(
 #[derive(Debug, Clone)]
 pub enum Target<'a> {
     Id(&'a str),
-    Criteria { query: &'a str, criteria: Vec<Criterion> },
+    Criteria { query: &'a str, criteria: Vec<Filter> },
 }
 
 impl<'a> Target<'a> {
-    pub fn conditional(resource_type: &str, query: &'a str) -> ApiResult<Self> {
-        Ok(Target::Criteria { query, criteria: parse_criteria(resource_type, query)? })
+    pub fn conditional(registry: &Registry, resource_type: &str, query: &'a str) -> ApiResult<Self> {
+        Ok(Target::Criteria { query, criteria: parse_criteria(registry, resource_type, query)? })
     }
 
     fn query(&self) -> Option<&str> {
@@ -550,17 +573,13 @@ mod tests {
     }
 
     #[test]
-    fn criteria_by_identifier_and_id() {
-        let c = parse_criteria("Patient", "identifier=http://a|123").expect("parses");
-        assert_eq!(
-            c,
-            vec![Criterion::Token { param: "identifier".into(), system: Some("http://a".into()), code: "123".into() }]
-        );
-        let c = parse_criteria("Patient", "identifier=%7C9&_id=x").expect("parses");
-        assert_eq!(c.len(), 2);
-        assert!(matches!(&c[0], Criterion::Token { system: Some(s), .. } if s.is_empty()));
-        assert!(parse_criteria("Patient", "name=smith").is_err());
-        assert!(parse_criteria("Patient", "").is_err());
+    fn criteria_take_any_search_parameter_but_no_result_parameters() {
+        let registry = fhir::search::standard();
+        assert_eq!(parse_criteria(registry, "Patient", "identifier=http://a|123").expect("parses").len(), 1);
+        assert_eq!(parse_criteria(registry, "Patient", "family=smith&birthdate=1980").expect("parses").len(), 2);
+        assert!(parse_criteria(registry, "Patient", "").is_err());
+        assert!(parse_criteria(registry, "Patient", "nonsense=1").is_err());
+        assert!(parse_criteria(registry, "Patient", "family=x&_sort=family").is_err());
     }
 
     #[test]
@@ -580,11 +599,5 @@ mod tests {
         assert!(same_content(stored, &new));
         let changed = prepare_body(json!({"active":false,"resourceType":"Patient","id":"a"}), "a");
         assert!(!same_content(stored, &changed));
-    }
-
-    #[test]
-    fn identifiers_are_indexed() {
-        let rows = index_rows(&json!({"identifier":[{"system":"s","value":"1"},{"value":"2"},{"system":"x"}]}));
-        assert_eq!(rows.len(), 2);
     }
 }

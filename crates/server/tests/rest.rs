@@ -43,11 +43,17 @@ async fn metadata_lists_every_resource_type(s: TestServer) {
     let patient = resources.iter().find(|r| r["type"] == "Patient").expect("Patient");
     let codes: Vec<&str> =
         patient["interaction"].as_array().into_iter().flatten().filter_map(|i| i["code"].as_str()).collect();
-    for c in ["read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create"] {
+    for c in ["read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create", "search-type"]
+    {
         assert!(codes.contains(&c), "{c} missing");
     }
-    // Nothing is claimed that the server does not do yet.
-    assert!(!codes.contains(&"search-type"));
+    // Every parameter the server indexes is listed, with its definition.
+    let params = patient["searchParam"].as_array().expect("searchParam");
+    assert!(params.iter().any(|p| p["name"] == "birthdate" && p["type"] == "date"));
+    assert!(patient["operation"].as_array().into_iter().flatten().any(|o| o["name"] == "everything"));
+    let system: Vec<&str> =
+        cs["rest"][0]["interaction"].as_array().into_iter().flatten().filter_map(|i| i["code"].as_str()).collect();
+    assert!(system.contains(&"search-system"));
 }
 
 async fn create_read_vread(s: TestServer) {
@@ -326,8 +332,12 @@ async fn conditional_create_update_delete(s: TestServer) {
     s.create(&dup).await;
     let r = s.put("Patient?identifier=http://clinic.example/mrn|Dup", &dup).await;
     assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
+    // A conditional delete removes every match (R4 allows "multiple"), in one transaction.
     let r = s.send(Method::DELETE, "Patient?identifier=Dup", None, &[]).await;
-    assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.text.contains("deleted 2 resources"), "{}", r.text);
+    let r = s.send(Method::DELETE, "Patient?identifier=Dup", None, &[("prefer", "return=minimal")]).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "nothing is left to delete");
 
     // Conditional delete of exactly one.
     let r = s.send(Method::DELETE, "Patient?identifier=http://clinic.example/mrn|NewOne", None, &[]).await;
@@ -335,10 +345,13 @@ async fn conditional_create_update_delete(s: TestServer) {
     let r = s.send(Method::DELETE, "Patient?identifier=http://clinic.example/mrn|NewOne", None, &[]).await;
     assert_eq!(r.status, StatusCode::OK);
 
-    // Criteria the server does not understand yet are refused, not ignored.
-    let r = s.put("Patient?name=Cond", &changed).await;
+    // Any search parameter serves as a criterion; unknown ones are refused, not ignored.
+    let r = s.put("Patient?family=Cond&birthdate=1980-02-29", &changed).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json()["id"], id);
+    let r = s.put("Patient?nonsense=Cond", &changed).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert!(r.text.contains("name"));
+    assert!(r.text.contains("nonsense"));
 }
 
 async fn conditional_reads_not_modified(s: TestServer) {

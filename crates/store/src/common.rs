@@ -95,6 +95,7 @@ impl Migration {
 pub enum Param {
     Text(String),
     Int(i64),
+    Real(f64),
 }
 
 /// The WHERE clause (with `$n` placeholders) and parameters of a history query. With

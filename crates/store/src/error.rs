@@ -15,4 +15,7 @@ pub enum StoreError {
     Migration(String),
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// A search the store cannot run as asked (a forged cursor, a search nested too deeply).
+    #[error("{0}")]
+    Query(String),
 }

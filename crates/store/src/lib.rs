@@ -8,11 +8,14 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use fhir::search::query::{Filter, Include, SortKey};
+use fhir::search::{FullText, IndexEntry};
 use serde_json::Value;
 
 mod common;
 mod error;
 pub mod postgres;
+mod search;
 pub mod sqlite;
 pub mod testing;
 
@@ -66,25 +69,6 @@ impl ResourceVersion {
     }
 }
 
-/// A derived value stored beside a resource version so that it can be found without reading
-/// bodies. The search issue adds a variant per search-parameter type.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IndexRow {
-    Token { param: String, system: Option<String>, code: String },
-}
-
-/// What a lookup inside a transaction matches on (all criteria must hold).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Criterion {
-    Id(String),
-    /// `system` of `None` matches any system; `Some("")` matches only rows without a system.
-    Token {
-        param: String,
-        system: Option<String>,
-        code: String,
-    },
-}
-
 /// A new version to write.
 #[derive(Debug, Clone)]
 pub struct NewVersion {
@@ -97,7 +81,60 @@ pub struct NewVersion {
     pub method: Method,
     /// The resource; `None` deletes. The store sets `meta.versionId` and `meta.lastUpdated`.
     pub body: Option<Value>,
-    pub index: Vec<IndexRow>,
+    /// The search index values of the resource (replacing the previous version's).
+    pub index: Vec<IndexEntry>,
+    /// The full text for `_text` and `_content`.
+    pub text: Option<FullText>,
+}
+
+/// A search to run: the parsed request's filters and sort, the page wanted, and whether to
+/// count and what to include.
+#[derive(Debug, Clone, Copy)]
+pub struct SearchQuery<'a> {
+    /// `None` at the system level.
+    pub resource_type: Option<&'a str>,
+    /// At the system level, the types searched (empty: all).
+    pub types: &'a [String],
+    pub filters: &'a [Filter],
+    pub sort: &'a [SortKey],
+    /// Page size; 0 returns no resources (only the total, when asked for).
+    pub count: usize,
+    /// A cursor from a previous page's `next`/`previous`.
+    pub cursor: Option<&'a str>,
+    pub total: bool,
+    pub include: &'a [Include],
+    pub revinclude: &'a [Include],
+}
+
+/// One page of search results.
+#[derive(Debug, Clone, Default)]
+pub struct SearchPage {
+    pub matches: Vec<ResourceVersion>,
+    /// Resources added by `_include` / `_revinclude`, each once and none of the matches.
+    pub included: Vec<ResourceVersion>,
+    pub total: Option<u64>,
+    /// Cursors for the following and the preceding page.
+    pub next: Option<String>,
+    pub previous: Option<String>,
+}
+
+/// A current resource as the re-indexer reads it.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub rid: i64,
+    pub tenant: String,
+    pub version: ResourceVersion,
+}
+
+/// New index values for a resource whose version is still `version`.
+#[derive(Debug, Clone)]
+pub struct Reindexed {
+    pub rid: i64,
+    pub tenant: String,
+    pub resource_type: String,
+    pub version: i64,
+    pub index: Vec<IndexEntry>,
+    pub text: Option<FullText>,
 }
 
 /// Which history to list and how.
@@ -117,6 +154,8 @@ pub struct HistoryQuery {
     /// At most this many versions, newest first.
     pub count: usize,
 }
+
+pub use fhir::search::query;
 
 /// A storage backend.
 #[async_trait]
@@ -143,6 +182,22 @@ pub trait Store: Send + Sync + 'static {
     /// Starts a database transaction. Every write goes through one; dropping it without
     /// [`Transaction::commit`] rolls back.
     async fn begin(&self, tenant: &str) -> Result<Box<dyn Transaction>>;
+
+    /// One page of a search.
+    async fn search(&self, tenant: &str, query: &SearchQuery<'_>) -> Result<SearchPage>;
+
+    /// Live resources of every tenant with a `rid` above `after`, in `rid` order, for
+    /// re-indexing.
+    async fn scan(&self, after: i64, limit: usize) -> Result<Vec<Stored>>;
+
+    /// Replaces the index rows of resources still at the version they were read at (a
+    /// resource written since keeps the rows of that write). One transaction.
+    async fn reindex(&self, batch: Vec<Reindexed>) -> Result<()>;
+
+    /// A setting kept in the database (index version, job progress).
+    async fn setting(&self, name: &str) -> Result<Option<String>>;
+
+    async fn set_setting(&self, name: &str, value: &str) -> Result<()>;
 }
 
 /// An open database transaction, scoped to one tenant.
@@ -154,8 +209,9 @@ pub trait Store: Send + Sync + 'static {
 pub trait Transaction: Send {
     async fn read(&mut self, resource_type: &str, id: &str) -> Result<Option<ResourceVersion>>;
 
-    /// Ids of current (not deleted) resources of a type matching every criterion.
-    async fn find(&mut self, resource_type: &str, criteria: &[Criterion]) -> Result<Vec<String>>;
+    /// Ids of current (not deleted) resources of a type that pass every filter, at most
+    /// `limit`, in write order (as of the start of the transaction for others' writes).
+    async fn find(&mut self, resource_type: &str, filters: &[Filter], limit: usize) -> Result<Vec<String>>;
 
     /// Writes a new version and its index rows (replacing the previous version's rows).
     async fn write(&mut self, version: NewVersion) -> Result<ResourceVersion>;

@@ -11,11 +11,20 @@ use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
-use crate::common::{self, Migration, Param};
-use crate::{Criterion, HistoryQuery, IndexRow, NewVersion, ResourceVersion, Result, Store, StoreError, Transaction};
+use fhir::search::query::Filter;
+use fhir::search::{FullText, IndexEntry, IndexValue};
 
-const MIGRATIONS: &[Migration] =
-    &[Migration { version: 1, name: "resources", sql: include_str!("../migrations/postgres/0001_resources.sql") }];
+use crate::common::{self, Migration, Param};
+use crate::search::{self, Dialect, KeyType, KeyValue, Runner, Sql};
+use crate::{
+    HistoryQuery, NewVersion, Reindexed, ResourceVersion, Result, SearchPage, SearchQuery, Store, StoreError, Stored,
+    Transaction,
+};
+
+const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "resources", sql: include_str!("../migrations/postgres/0001_resources.sql") },
+    Migration { version: 2, name: "search", sql: include_str!("../migrations/postgres/0002_search.sql") },
+];
 
 /// Any fixed number: instances starting together take turns at migrating.
 const MIGRATION_LOCK: i64 = 0x1a50_0001;
@@ -156,6 +165,7 @@ fn boxed(params: &[Param]) -> Vec<Box<dyn ToSql + Sync + Send>> {
             match p {
                 Param::Text(s) => Box::new(s.clone()),
                 Param::Int(i) => Box::new(*i),
+                Param::Real(f) => Box::new(*f),
             }
         })
         .collect()
@@ -163,6 +173,276 @@ fn boxed(params: &[Param]) -> Vec<Box<dyn ToSql + Sync + Send>> {
 
 fn refs(params: &[Box<dyn ToSql + Sync + Send>]) -> Vec<&(dyn ToSql + Sync)> {
     params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect()
+}
+
+async fn query_rows(client: &Object, sql: &Sql, types: &[KeyType]) -> Result<Vec<Vec<KeyValue>>> {
+    let stmt = client.prepare_cached(&sql.text).await.map_err(db_err)?;
+    let values = boxed(&sql.params);
+    let rows = client.query(&stmt, &refs(&values)).await.map_err(db_err)?;
+    rows.iter()
+        .map(|row| {
+            types
+                .iter()
+                .enumerate()
+                .map(|(i, ty)| {
+                    Ok(match ty {
+                        KeyType::Text => {
+                            row.try_get::<_, Option<String>>(i).map_err(db_err)?.map_or(KeyValue::Null, KeyValue::Text)
+                        }
+                        KeyType::Int => {
+                            row.try_get::<_, Option<i64>>(i).map_err(db_err)?.map_or(KeyValue::Null, KeyValue::Int)
+                        }
+                        KeyType::Real => {
+                            row.try_get::<_, Option<f64>>(i).map_err(db_err)?.map_or(KeyValue::Null, KeyValue::Real)
+                        }
+                    })
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Searches on a pooled connection.
+struct Pooled<'a>(&'a PostgresStore);
+
+#[async_trait]
+impl Runner for Pooled<'_> {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    async fn rows(&self, sql: &Sql, types: &[KeyType]) -> Result<Vec<Vec<KeyValue>>> {
+        let client = self.0.client().await?;
+        query_rows(&client, sql, types).await
+    }
+}
+
+/// Searches inside a transaction.
+struct InTransaction<'a>(&'a Object);
+
+#[async_trait]
+impl Runner for InTransaction<'_> {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    async fn rows(&self, sql: &Sql, types: &[KeyType]) -> Result<Vec<Vec<KeyValue>>> {
+        query_rows(self.0, sql, types).await
+    }
+}
+
+/// Index rows waiting to be written: a transaction collects them and writes each table's in one
+/// statement (arrays, `UNNEST`) before anything reads the index and at commit, instead of one
+/// round trip per row.
+#[derive(Default)]
+struct PendingIndex {
+    clear: Vec<i64>,
+    items: Vec<Pending>,
+}
+
+/// The index values of one resource, waiting to be written.
+struct Pending {
+    tenant: String,
+    resource_type: String,
+    rid: i64,
+    index: Vec<IndexEntry>,
+    text: Option<FullText>,
+}
+
+impl PendingIndex {
+    fn is_empty(&self) -> bool {
+        self.clear.is_empty() && self.items.is_empty()
+    }
+
+    async fn flush(&mut self, client: &Object) -> Result<()> {
+        if self.is_empty() {
+            return Ok(());
+        }
+        if !self.clear.is_empty() {
+            let mut sql = String::from("WITH ");
+            let parts: Vec<String> = search::INDEX_TABLES
+                .iter()
+                .chain(std::iter::once(&"idx_text"))
+                .enumerate()
+                .map(|(i, t)| format!("d{i} AS (DELETE FROM {t} WHERE rid = ANY($1))"))
+                .collect();
+            sql.push_str(&parts.join(", "));
+            sql.push_str(" SELECT 1");
+            let stmt = client.prepare_cached(&sql).await.map_err(db_err)?;
+            client.execute(&stmt, &[&self.clear]).await.map_err(db_err)?;
+        }
+        let items = std::mem::take(&mut self.items);
+        self.clear.clear();
+        write_rows(client, &items).await
+    }
+}
+
+/// Per-row arrays of one index table, in column order.
+#[derive(Default)]
+struct Columns {
+    tenant: Vec<String>,
+    rt: Vec<String>,
+    param: Vec<String>,
+    rid: Vec<i64>,
+}
+
+impl Columns {
+    fn push(&mut self, tenant: &str, rt: &str, param: &str, rid: i64) {
+        self.tenant.push(tenant.to_owned());
+        self.rt.push(rt.to_owned());
+        self.param.push(param.to_owned());
+        self.rid.push(rid);
+    }
+}
+
+async fn write_rows(client: &Object, items: &[Pending]) -> Result<()> {
+    type Texts = Vec<Option<String>>;
+    type Reals = Vec<Option<f64>>;
+    let (mut sc, mut s_norm, mut s_exact) = (Columns::default(), Vec::<String>::new(), Vec::<String>::new());
+    let (mut tc, mut t_sys, mut t_code, mut t_text) = (Columns::default(), Texts::new(), Texts::new(), Texts::new());
+    let (mut rc, mut r_tt, mut r_ti, mut r_v, mut r_u) =
+        (Columns::default(), Texts::new(), Texts::new(), Texts::new(), Texts::new());
+    let (mut dc, mut d_low, mut d_high) = (Columns::default(), Vec::<i64>::new(), Vec::<i64>::new());
+    let (mut nc, mut n_v) = (Columns::default(), Vec::<f64>::new());
+    let (mut qc, mut q_low, mut q_high) = (Columns::default(), Vec::<f64>::new(), Vec::<f64>::new());
+    let (mut q_sys, mut q_code, mut q_unit, mut q_cl, mut q_ch, mut q_key) =
+        (Texts::new(), Texts::new(), Texts::new(), Reals::new(), Reals::new(), Texts::new());
+    let (mut uc, mut u_uri) = (Columns::default(), Vec::<String>::new());
+    let mut cc = Columns::default();
+    let mut c_text: [Texts; 9] = Default::default();
+    let mut c_real: [Reals; 12] = Default::default();
+    let (mut x_tenant, mut x_rt, mut x_n, mut x_c, mut x_rid) =
+        (Vec::<String>::new(), Vec::<String>::new(), Vec::<String>::new(), Vec::<String>::new(), Vec::<i64>::new());
+    for item in items {
+        let (tenant, rt, rid) = (item.tenant.as_str(), item.resource_type.as_str(), item.rid);
+        for e in &item.index {
+            let p = e.param.as_str();
+            match &e.value {
+                IndexValue::String { normalized, exact } => {
+                    sc.push(tenant, rt, p, rid);
+                    s_norm.push(normalized.clone());
+                    s_exact.push(exact.clone());
+                }
+                IndexValue::Token { system, code, text } => {
+                    tc.push(tenant, rt, p, rid);
+                    t_sys.push(system.clone());
+                    t_code.push(code.clone());
+                    t_text.push(text.clone());
+                }
+                IndexValue::Reference { target_type, target_id, version, url } => {
+                    rc.push(tenant, rt, p, rid);
+                    r_tt.push(target_type.clone());
+                    r_ti.push(target_id.clone());
+                    r_v.push(version.clone());
+                    r_u.push(url.clone());
+                }
+                IndexValue::Date { low, high } => {
+                    dc.push(tenant, rt, p, rid);
+                    d_low.push(*low);
+                    d_high.push(*high);
+                }
+                IndexValue::Number { value } => {
+                    nc.push(tenant, rt, p, rid);
+                    n_v.push(*value);
+                }
+                IndexValue::Quantity { low, high, system, code, unit, canonical } => {
+                    qc.push(tenant, rt, p, rid);
+                    q_low.push(*low);
+                    q_high.push(*high);
+                    q_sys.push(system.clone());
+                    q_code.push(code.clone());
+                    q_unit.push(unit.clone());
+                    q_cl.push(canonical.as_ref().map(|c| c.0));
+                    q_ch.push(canonical.as_ref().map(|c| c.1));
+                    q_key.push(canonical.as_ref().map(|c| c.2.clone()));
+                }
+                IndexValue::Uri { uri } => {
+                    uc.push(tenant, rt, p, rid);
+                    u_uri.push(uri.clone());
+                }
+                IndexValue::Composite { parts } => {
+                    cc.push(tenant, rt, p, rid);
+                    for (k, part) in search::composite_parts(parts).into_iter().enumerate() {
+                        c_text[k * 3].push(part.system);
+                        c_text[k * 3 + 1].push(part.code);
+                        c_text[k * 3 + 2].push(part.key);
+                        c_real[k * 4].push(part.low);
+                        c_real[k * 4 + 1].push(part.high);
+                        c_real[k * 4 + 2].push(part.canonical_low);
+                        c_real[k * 4 + 3].push(part.canonical_high);
+                    }
+                }
+            }
+        }
+        if let Some(t) = &item.text
+            && !(t.narrative.is_empty() && t.content.is_empty())
+        {
+            x_tenant.push(tenant.to_owned());
+            x_rt.push(rt.to_owned());
+            x_n.push(t.narrative.clone());
+            x_c.push(t.content.clone());
+            x_rid.push(rid);
+        }
+    }
+    async fn run(client: &Object, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<()> {
+        let stmt = client.prepare_cached(sql).await.map_err(db_err)?;
+        client.execute(&stmt, params).await.map_err(db_err)?;
+        Ok(())
+    }
+    const HEAD: &str = "$1::text[], $2::text[], $3::text[], $4::int8[]";
+    if !sc.rid.is_empty() {
+        run(client, &format!("INSERT INTO idx_string (tenant, resource_type, param, rid, normalized, exact) SELECT * FROM UNNEST({HEAD}, $5::text[], $6::text[])"),
+            &[&sc.tenant, &sc.rt, &sc.param, &sc.rid, &s_norm, &s_exact]).await?;
+    }
+    if !tc.rid.is_empty() {
+        run(client, &format!("INSERT INTO idx_token (tenant, resource_type, param, rid, system, code, text) SELECT * FROM UNNEST({HEAD}, $5::text[], $6::text[], $7::text[])"),
+            &[&tc.tenant, &tc.rt, &tc.param, &tc.rid, &t_sys, &t_code, &t_text]).await?;
+    }
+    if !rc.rid.is_empty() {
+        run(client, &format!("INSERT INTO idx_reference (tenant, resource_type, param, rid, target_type, target_id, version, url) SELECT * FROM UNNEST({HEAD}, $5::text[], $6::text[], $7::text[], $8::text[])"),
+            &[&rc.tenant, &rc.rt, &rc.param, &rc.rid, &r_tt, &r_ti, &r_v, &r_u]).await?;
+    }
+    if !dc.rid.is_empty() {
+        run(client, &format!("INSERT INTO idx_date (tenant, resource_type, param, rid, low, high) SELECT * FROM UNNEST({HEAD}, $5::int8[], $6::int8[])"),
+            &[&dc.tenant, &dc.rt, &dc.param, &dc.rid, &d_low, &d_high]).await?;
+    }
+    if !nc.rid.is_empty() {
+        run(client, &format!("INSERT INTO idx_number (tenant, resource_type, param, rid, value) SELECT * FROM UNNEST({HEAD}, $5::float8[])"),
+            &[&nc.tenant, &nc.rt, &nc.param, &nc.rid, &n_v]).await?;
+    }
+    if !qc.rid.is_empty() {
+        run(client, &format!("INSERT INTO idx_quantity (tenant, resource_type, param, rid, low, high, system, code, unit, canonical_low, canonical_high, canonical_key) SELECT * FROM UNNEST({HEAD}, $5::float8[], $6::float8[], $7::text[], $8::text[], $9::text[], $10::float8[], $11::float8[], $12::text[])"),
+            &[&qc.tenant, &qc.rt, &qc.param, &qc.rid, &q_low, &q_high, &q_sys, &q_code, &q_unit, &q_cl, &q_ch, &q_key]).await?;
+    }
+    if !uc.rid.is_empty() {
+        run(
+            client,
+            &format!(
+                "INSERT INTO idx_uri (tenant, resource_type, param, rid, uri) SELECT * FROM UNNEST({HEAD}, $5::text[])"
+            ),
+            &[&uc.tenant, &uc.rt, &uc.param, &uc.rid, &u_uri],
+        )
+        .await?;
+    }
+    if !cc.rid.is_empty() {
+        let [t0, t1, t2, t3, t4, t5, t6, t7, t8] = &c_text;
+        let [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11] = &c_real;
+        run(client, &format!("INSERT INTO idx_composite (tenant, resource_type, param, rid, \
+            p1_system, p1_code, p1_key, p2_system, p2_code, p2_key, p3_system, p3_code, p3_key, \
+            p1_low, p1_high, p1_canonical_low, p1_canonical_high, p2_low, p2_high, p2_canonical_low, p2_canonical_high, \
+            p3_low, p3_high, p3_canonical_low, p3_canonical_high) SELECT * FROM UNNEST({HEAD}, \
+            $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], \
+            $14::float8[], $15::float8[], $16::float8[], $17::float8[], $18::float8[], $19::float8[], $20::float8[], \
+            $21::float8[], $22::float8[], $23::float8[], $24::float8[], $25::float8[])"),
+            &[&cc.tenant, &cc.rt, &cc.param, &cc.rid, t0, t1, t2, t3, t4, t5, t6, t7, t8,
+              f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11]).await?;
+    }
+    if !x_rid.is_empty() {
+        run(client, "INSERT INTO idx_text (tenant, resource_type, narrative, content, rid) \
+            SELECT t, rt, to_tsvector('simple', n), to_tsvector('simple', c), r FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[]) AS u(t, rt, n, c, r)",
+            &[&x_tenant, &x_rt, &x_n, &x_c, &x_rid]).await?;
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -241,7 +521,78 @@ impl Store for PostgresStore {
     async fn begin(&self, tenant: &str) -> Result<Box<dyn Transaction>> {
         let client = self.client().await?;
         client.batch_execute("BEGIN").await.map_err(db_err)?;
-        Ok(Box::new(PgTransaction { client: Some(client), tenant: tenant.to_owned() }))
+        Ok(Box::new(PgTransaction {
+            client: Some(client),
+            tenant: tenant.to_owned(),
+            pending: PendingIndex::default(),
+        }))
+    }
+
+    async fn search(&self, tenant: &str, query: &SearchQuery<'_>) -> Result<SearchPage> {
+        search::run(&Pooled(self), tenant, query).await
+    }
+
+    async fn scan(&self, after: i64, limit: usize) -> Result<Vec<Stored>> {
+        search::scan(&Pooled(self), after, limit).await
+    }
+
+    async fn reindex(&self, batch: Vec<Reindexed>) -> Result<()> {
+        let client = self.client().await?;
+        client.batch_execute("BEGIN").await.map_err(db_err)?;
+        let done = async {
+            let rids: Vec<i64> = batch.iter().map(|r| r.rid).collect();
+            let stmt = client
+                .prepare_cached("SELECT rid, version FROM resources WHERE rid = ANY($1) AND deleted = FALSE FOR UPDATE")
+                .await
+                .map_err(db_err)?;
+            let current: std::collections::HashMap<i64, i64> = client
+                .query(&stmt, &[&rids])
+                .await
+                .map_err(db_err)?
+                .iter()
+                .map(|r| Ok((r.try_get::<_, i64>(0).map_err(db_err)?, r.try_get::<_, i64>(1).map_err(db_err)?)))
+                .collect::<Result<_>>()?;
+            let mut pending = PendingIndex::default();
+            for r in batch {
+                if current.get(&r.rid) != Some(&r.version) {
+                    continue;
+                }
+                pending.clear.push(r.rid);
+                pending.items.push(Pending {
+                    tenant: r.tenant,
+                    resource_type: r.resource_type,
+                    rid: r.rid,
+                    index: r.index,
+                    text: r.text,
+                });
+            }
+            pending.flush(&client).await?;
+            client.batch_execute("COMMIT").await.map_err(db_err)
+        }
+        .await;
+        if done.is_err() {
+            let _ = client.batch_execute("ROLLBACK").await;
+        }
+        done
+    }
+
+    async fn setting(&self, name: &str) -> Result<Option<String>> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached("SELECT value FROM settings WHERE name = $1").await.map_err(db_err)?;
+        let row = client.query_opt(&stmt, &[&name]).await.map_err(db_err)?;
+        row.map(|r| r.try_get::<_, String>(0).map_err(db_err)).transpose()
+    }
+
+    async fn set_setting(&self, name: &str, value: &str) -> Result<()> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            )
+            .await
+            .map_err(db_err)?;
+        client.execute(&stmt, &[&name, &value]).await.map_err(db_err)?;
+        Ok(())
     }
 }
 
@@ -249,6 +600,7 @@ pub struct PgTransaction {
     /// `None` once committed.
     client: Option<Object>,
     tenant: String,
+    pending: PendingIndex,
 }
 
 impl Drop for PgTransaction {
@@ -281,14 +633,10 @@ impl Transaction for PgTransaction {
         read_current(self.client()?, &self.tenant, resource_type, id, true).await
     }
 
-    async fn find(&mut self, resource_type: &str, criteria: &[Criterion]) -> Result<Vec<String>> {
-        let mut params = vec![Param::Text(self.tenant.clone()), Param::Text(resource_type.to_owned())];
-        let sql = crate::sqlite::find_sql(criteria, &mut params);
-        let client = self.client()?;
-        let stmt = client.prepare_cached(&sql).await.map_err(db_err)?;
-        let values = boxed(&params);
-        let rows = client.query(&stmt, &refs(&values)).await.map_err(db_err)?;
-        rows.iter().map(|r| r.try_get::<_, String>(0).map_err(db_err)).collect()
+    async fn find(&mut self, resource_type: &str, filters: &[Filter], limit: usize) -> Result<Vec<String>> {
+        let client = self.client.as_ref().ok_or_else(|| StoreError::Database("the transaction has ended".into()))?;
+        self.pending.flush(client).await?;
+        search::find(&InTransaction(client), &self.tenant, resource_type, filters, limit).await
     }
 
     async fn write(&mut self, new: NewVersion) -> Result<ResourceVersion> {
@@ -336,30 +684,25 @@ impl Transaction for PgTransaction {
                 "INSERT INTO resources (tenant, resource_type, id, version, deleted, last_updated)
                  VALUES ($1, $2, $3, $4, $5, $6)
                  ON CONFLICT (tenant, resource_type, id)
-                 DO UPDATE SET version = excluded.version, deleted = excluded.deleted, last_updated = excluded.last_updated",
+                 DO UPDATE SET version = excluded.version, deleted = excluded.deleted, last_updated = excluded.last_updated
+                 RETURNING rid",
             )
             .await
             .map_err(db_err)?;
-        client.execute(&upsert, &[&tenant, &rt, &id, &version, &body.is_none(), &now]).await.map_err(db_err)?;
+        let row =
+            client.query_one(&upsert, &[&tenant, &rt, &id, &version, &body.is_none(), &now]).await.map_err(db_err)?;
+        let rid: i64 = row.try_get(0).map_err(db_err)?;
         if current.is_some() {
-            let delete = client
-                .prepare_cached("DELETE FROM idx_token WHERE tenant = $1 AND resource_type = $2 AND id = $3")
-                .await
-                .map_err(db_err)?;
-            client.execute(&delete, &[&tenant, &rt, &id]).await.map_err(db_err)?;
+            self.pending.clear.push(rid);
         }
-        if body.is_some() && !new.index.is_empty() {
-            let insert_token = client
-                .prepare_cached(
-                    "INSERT INTO idx_token (tenant, resource_type, id, param, system, code)
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .await
-                .map_err(db_err)?;
-            for row in &new.index {
-                let IndexRow::Token { param, system, code } = row;
-                client.execute(&insert_token, &[&tenant, &rt, &id, param, system, code]).await.map_err(db_err)?;
-            }
+        if body.is_some() {
+            self.pending.items.push(Pending {
+                tenant,
+                resource_type: rt.to_owned(),
+                rid,
+                index: new.index,
+                text: new.text,
+            });
         }
         Ok(ResourceVersion {
             resource_type: new.resource_type,
@@ -374,6 +717,10 @@ impl Transaction for PgTransaction {
 
     async fn commit(mut self: Box<Self>) -> Result<()> {
         let client = self.client.take().ok_or_else(|| StoreError::Database("the transaction has ended".into()))?;
+        if let Err(e) = self.pending.flush(&client).await {
+            let _ = client.batch_execute("ROLLBACK").await;
+            return Err(e);
+        }
         match client.batch_execute("COMMIT").await {
             Ok(()) => Ok(()),
             Err(e) => {

@@ -15,11 +15,20 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params, params_from_iter};
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
-use crate::common::{self, Migration, Param};
-use crate::{Criterion, HistoryQuery, IndexRow, NewVersion, ResourceVersion, Result, Store, StoreError, Transaction};
+use fhir::search::query::Filter;
+use fhir::search::{FullText, IndexEntry, IndexValue};
 
-const MIGRATIONS: &[Migration] =
-    &[Migration { version: 1, name: "resources", sql: include_str!("../migrations/sqlite/0001_resources.sql") }];
+use crate::common::{self, Migration, Param};
+use crate::search::{self, Dialect, KeyType, KeyValue, Runner, Sql};
+use crate::{
+    HistoryQuery, NewVersion, Reindexed, ResourceVersion, Result, SearchPage, SearchQuery, Store, StoreError, Stored,
+    Transaction,
+};
+
+const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "resources", sql: include_str!("../migrations/sqlite/0001_resources.sql") },
+    Migration { version: 2, name: "search", sql: include_str!("../migrations/sqlite/0002_search.sql") },
+];
 
 const READERS: usize = 8;
 
@@ -176,11 +185,166 @@ fn to_sql(params: &[Param]) -> Vec<SqlValue> {
         .map(|p| match p {
             Param::Text(s) => SqlValue::Text(s.clone()),
             Param::Int(i) => SqlValue::Integer(*i),
+            Param::Real(f) => SqlValue::Real(*f),
         })
         .collect()
 }
 
-/// SQLite numbers its placeholders `?n`; the shared SQL uses PostgreSQL's `$n`.
+/// Rows of a built search statement, as key values.
+fn query_rows(conn: &Connection, sql: &Sql, types: &[KeyType]) -> Result<Vec<Vec<KeyValue>>> {
+    let mut stmt = conn.prepare_cached(&numbered(&sql.text)).map_err(db_err)?;
+    let mut rows = stmt.query(params_from_iter(to_sql(&sql.params))).map_err(db_err)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(db_err)? {
+        let mut values = Vec::with_capacity(types.len());
+        for (i, ty) in types.iter().enumerate() {
+            use rusqlite::types::ValueRef;
+            let v = row.get_ref(i).map_err(db_err)?;
+            values.push(match (v, ty) {
+                (ValueRef::Null, _) => KeyValue::Null,
+                (ValueRef::Integer(n), KeyType::Real) => KeyValue::Real(n as f64),
+                (ValueRef::Integer(n), _) => KeyValue::Int(n),
+                (ValueRef::Real(f), KeyType::Int) => KeyValue::Int(f as i64),
+                (ValueRef::Real(f), _) => KeyValue::Real(f),
+                (ValueRef::Text(t) | ValueRef::Blob(t), _) => KeyValue::Text(String::from_utf8_lossy(t).into_owned()),
+            });
+        }
+        out.push(values);
+    }
+    Ok(out)
+}
+
+/// Searches on the read connections.
+struct Readers<'a>(&'a SqliteStore);
+
+#[async_trait]
+impl Runner for Readers<'_> {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    async fn rows(&self, sql: &Sql, types: &[KeyType]) -> Result<Vec<Vec<KeyValue>>> {
+        blocking(|| self.0.with_reader(|c| query_rows(c, sql, types)))
+    }
+}
+
+/// Searches inside a transaction, on its connection. The mutex only makes the borrowed
+/// connection shareable for the trait; nothing else ever locks it.
+struct InTransaction<'a>(std::sync::Mutex<&'a mut Connection>);
+
+#[async_trait]
+impl Runner for InTransaction<'_> {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    async fn rows(&self, sql: &Sql, types: &[KeyType]) -> Result<Vec<Vec<KeyValue>>> {
+        let conn = self.0.lock().map_err(|_| StoreError::Database("the connection was poisoned".into()))?;
+        blocking(|| query_rows(&conn, sql, types))
+    }
+}
+
+/// Removes every index row of a resource.
+fn clear_index(conn: &Connection, rid: i64) -> Result<()> {
+    for t in search::INDEX_TABLES {
+        conn.prepare_cached(&format!("DELETE FROM {t} WHERE rid = ?1"))
+            .and_then(|mut s| s.execute([rid]))
+            .map_err(db_err)?;
+    }
+    conn.prepare_cached("DELETE FROM idx_text WHERE rowid = ?1").and_then(|mut s| s.execute([rid])).map_err(db_err)?;
+    Ok(())
+}
+
+/// Writes a resource's index rows and full text.
+fn insert_index(
+    conn: &Connection,
+    tenant: &str,
+    rt: &str,
+    rid: i64,
+    entries: &[IndexEntry],
+    text: Option<&FullText>,
+) -> Result<()> {
+    for e in entries {
+        let p = e.param.as_str();
+        let written = match &e.value {
+            IndexValue::String { normalized, exact } => conn
+                .prepare_cached(
+                    "INSERT INTO idx_string (tenant, resource_type, param, normalized, exact, rid)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .and_then(|mut s| s.execute(params![tenant, rt, p, normalized, exact, rid])),
+            IndexValue::Token { system, code, text } => conn
+                .prepare_cached(
+                    "INSERT INTO idx_token (tenant, resource_type, param, system, code, text, rid)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .and_then(|mut s| s.execute(params![tenant, rt, p, system, code, text, rid])),
+            IndexValue::Reference { target_type, target_id, version, url } => conn
+                .prepare_cached(
+                    "INSERT INTO idx_reference (tenant, resource_type, param, target_type, target_id, version, url, rid)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )
+                .and_then(|mut s| s.execute(params![tenant, rt, p, target_type, target_id, version, url, rid])),
+            IndexValue::Date { low, high } => conn
+                .prepare_cached(
+                    "INSERT INTO idx_date (tenant, resource_type, param, low, high, rid) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .and_then(|mut s| s.execute(params![tenant, rt, p, low, high, rid])),
+            IndexValue::Number { value } => conn
+                .prepare_cached(
+                    "INSERT INTO idx_number (tenant, resource_type, param, value, rid) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .and_then(|mut s| s.execute(params![tenant, rt, p, value, rid])),
+            IndexValue::Quantity { low, high, system, code, unit, canonical } => {
+                let (cl, ch, key) = match canonical {
+                    Some((l, h, k)) => (Some(*l), Some(*h), Some(k.as_str())),
+                    None => (None, None, None),
+                };
+                conn.prepare_cached(
+                    "INSERT INTO idx_quantity (tenant, resource_type, param, low, high, system, code, unit,
+                     canonical_low, canonical_high, canonical_key, rid)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                )
+                .and_then(|mut s| s.execute(params![tenant, rt, p, low, high, system, code, unit, cl, ch, key, rid]))
+            }
+            IndexValue::Uri { uri } => conn
+                .prepare_cached("INSERT INTO idx_uri (tenant, resource_type, param, uri, rid) VALUES (?1, ?2, ?3, ?4, ?5)")
+                .and_then(|mut s| s.execute(params![tenant, rt, p, uri, rid])),
+            IndexValue::Composite { parts } => {
+                let [a, b, c] = search::composite_parts(parts);
+                conn.prepare_cached(
+                    "INSERT INTO idx_composite (tenant, resource_type, param,
+                     p1_system, p1_code, p1_low, p1_high, p1_canonical_low, p1_canonical_high, p1_key,
+                     p2_system, p2_code, p2_low, p2_high, p2_canonical_low, p2_canonical_high, p2_key,
+                     p3_system, p3_code, p3_low, p3_high, p3_canonical_low, p3_canonical_high, p3_key, rid)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                     ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        tenant, rt, p,
+                        a.system, a.code, a.low, a.high, a.canonical_low, a.canonical_high, a.key,
+                        b.system, b.code, b.low, b.high, b.canonical_low, b.canonical_high, b.key,
+                        c.system, c.code, c.low, c.high, c.canonical_low, c.canonical_high, c.key,
+                        rid
+                    ])
+                })
+            }
+        };
+        written.map_err(db_err)?;
+    }
+    if let Some(t) = text
+        && !(t.narrative.is_empty() && t.content.is_empty())
+    {
+        conn.prepare_cached("INSERT INTO idx_text (rowid, narrative, content) VALUES (?1, ?2, ?3)")
+            .and_then(|mut s| s.execute(params![rid, t.narrative, t.content]))
+            .map_err(db_err)?;
+    }
+    Ok(())
+}
+
+/// SQLite numbers its placeholders `?n`; the shared SQL uses PostgreSQL's `$n`. Values are
+/// always bound, so no `$` appears in the SQL text otherwise.
 fn numbered(sql: &str) -> String {
     sql.replace('$', "?")
 }
@@ -265,6 +429,53 @@ impl Store for SqliteStore {
         blocking(|| conn.execute_batch("BEGIN IMMEDIATE")).map_err(db_err)?;
         Ok(Box::new(SqliteTransaction { conn, tenant: tenant.to_owned(), open: true }))
     }
+
+    async fn search(&self, tenant: &str, query: &SearchQuery<'_>) -> Result<SearchPage> {
+        search::run(&Readers(self), tenant, query).await
+    }
+
+    async fn scan(&self, after: i64, limit: usize) -> Result<Vec<Stored>> {
+        search::scan(&Readers(self), after, limit).await
+    }
+
+    async fn reindex(&self, batch: Vec<Reindexed>) -> Result<()> {
+        let mut conn = self.writer.clone().lock_owned().await;
+        blocking(move || {
+            let tx = conn.transaction().map_err(db_err)?;
+            for r in &batch {
+                let current: Option<i64> = tx
+                    .prepare_cached("SELECT version FROM resources WHERE rid = ?1 AND deleted = FALSE")
+                    .and_then(|mut s| s.query_row([r.rid], |row| row.get(0)).optional())
+                    .map_err(db_err)?;
+                if current != Some(r.version) {
+                    continue;
+                }
+                clear_index(&tx, r.rid)?;
+                insert_index(&tx, &r.tenant, &r.resource_type, r.rid, &r.index, r.text.as_ref())?;
+            }
+            tx.commit().map_err(db_err)
+        })
+    }
+
+    async fn setting(&self, name: &str) -> Result<Option<String>> {
+        self.with_reader(|c| {
+            c.prepare_cached("SELECT value FROM settings WHERE name = ?1")
+                .and_then(|mut s| s.query_row([name], |r| r.get(0)).optional())
+                .map_err(db_err)
+        })
+    }
+
+    async fn set_setting(&self, name: &str, value: &str) -> Result<()> {
+        let conn = self.writer.clone().lock_owned().await;
+        blocking(|| {
+            conn.prepare_cached(
+                "INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            )
+            .and_then(|mut s| s.execute([name, value]))
+            .map(|_| ())
+            .map_err(db_err)
+        })
+    }
 }
 
 pub struct SqliteTransaction {
@@ -321,30 +532,21 @@ impl SqliteTransaction {
             )
             .and_then(|mut s| s.query_row(params![tenant, rt, id, version, now, method, body], |r| r.get(0)))
             .map_err(db_err)?;
-        conn.prepare_cached(
-            "INSERT INTO resources (tenant, resource_type, id, version, deleted, last_updated)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (tenant, resource_type, id)
-             DO UPDATE SET version = excluded.version, deleted = excluded.deleted, last_updated = excluded.last_updated",
-        )
-        .and_then(|mut s| s.execute(params![tenant, rt, id, version, body.is_none(), now]))
-        .map_err(db_err)?;
+        let rid: i64 = conn
+            .prepare_cached(
+                "INSERT INTO resources (tenant, resource_type, id, version, deleted, last_updated)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (tenant, resource_type, id)
+                 DO UPDATE SET version = excluded.version, deleted = excluded.deleted, last_updated = excluded.last_updated
+                 RETURNING rid",
+            )
+            .and_then(|mut s| s.query_row(params![tenant, rt, id, version, body.is_none(), now], |r| r.get(0)))
+            .map_err(db_err)?;
         if current.is_some() {
-            conn.prepare_cached("DELETE FROM idx_token WHERE tenant = ?1 AND resource_type = ?2 AND id = ?3")
-                .and_then(|mut s| s.execute(params![tenant, rt, id]))
-                .map_err(db_err)?;
+            clear_index(conn, rid)?;
         }
-        if body.is_some() && !new.index.is_empty() {
-            let mut stmt = conn
-                .prepare_cached(
-                    "INSERT INTO idx_token (tenant, resource_type, id, param, system, code)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )
-                .map_err(db_err)?;
-            for row in &new.index {
-                let IndexRow::Token { param, system, code } = row;
-                stmt.execute(params![tenant, rt, id, param, system, code]).map_err(db_err)?;
-            }
+        if body.is_some() {
+            insert_index(conn, tenant, rt, rid, &new.index, new.text.as_ref())?;
         }
         Ok(ResourceVersion {
             resource_type: new.resource_type,
@@ -356,49 +558,29 @@ impl SqliteTransaction {
             sequence,
         })
     }
-
-    fn find_sync(&self, resource_type: &str, criteria: &[Criterion]) -> Result<Vec<String>> {
-        let mut params = vec![Param::Text(self.tenant.clone()), Param::Text(resource_type.to_owned())];
-        let sql = find_sql(criteria, &mut params);
-        let mut stmt = self.conn.prepare_cached(&numbered(&sql)).map_err(db_err)?;
-        let rows = stmt.query_map(params_from_iter(to_sql(&params)), |r| r.get::<_, String>(0)).map_err(db_err)?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)
-    }
 }
 
-/// The lookup behind conditional interactions: current, live resources matching every criterion.
-pub(crate) fn find_sql(criteria: &[Criterion], params: &mut Vec<Param>) -> String {
-    let mut sql =
-        String::from("SELECT r.id FROM resources r WHERE r.tenant = $1 AND r.resource_type = $2 AND r.deleted = FALSE");
-    for c in criteria {
-        match c {
-            Criterion::Id(id) => {
-                params.push(Param::Text(id.clone()));
-                sql.push_str(&format!(" AND r.id = ${}", params.len()));
-            }
-            Criterion::Token { param, system, code } => {
-                params.push(Param::Text(param.clone()));
-                let p = params.len();
-                params.push(Param::Text(code.clone()));
-                let c = params.len();
-                sql.push_str(&format!(
-                    " AND EXISTS (SELECT 1 FROM idx_token t WHERE t.tenant = r.tenant AND t.resource_type = r.resource_type
-                       AND t.id = r.id AND t.param = ${p} AND t.code = ${c}"
-                ));
-                match system.as_deref() {
-                    None => {}
-                    Some("") => sql.push_str(" AND t.system IS NULL"),
-                    Some(s) => {
-                        params.push(Param::Text(s.to_owned()));
-                        sql.push_str(&format!(" AND t.system = ${}", params.len()));
-                    }
-                }
-                sql.push(')');
-            }
-        }
+#[async_trait]
+impl Transaction for SqliteTransaction {
+    async fn read(&mut self, resource_type: &str, id: &str) -> Result<Option<ResourceVersion>> {
+        read_current(&self.conn, &self.tenant, resource_type, id)
     }
-    sql.push_str(" ORDER BY r.id LIMIT 1000");
-    sql
+
+    async fn find(&mut self, resource_type: &str, filters: &[Filter], limit: usize) -> Result<Vec<String>> {
+        let tenant = self.tenant.clone();
+        let runner = InTransaction(std::sync::Mutex::new(&mut *self.conn));
+        search::find(&runner, &tenant, resource_type, filters, limit).await
+    }
+
+    async fn write(&mut self, version: NewVersion) -> Result<ResourceVersion> {
+        blocking(|| self.write_sync(version))
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<()> {
+        blocking(|| self.conn.execute_batch("COMMIT")).map_err(db_err)?;
+        self.open = false;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -416,26 +598,5 @@ mod tests {
         }
         let stmt = conn.prepare_cached(SELECT_CURRENT).expect("cached");
         assert_eq!(stmt.get_status(rusqlite::StatementStatus::RePrepare), 0);
-    }
-}
-
-#[async_trait]
-impl Transaction for SqliteTransaction {
-    async fn read(&mut self, resource_type: &str, id: &str) -> Result<Option<ResourceVersion>> {
-        read_current(&self.conn, &self.tenant, resource_type, id)
-    }
-
-    async fn find(&mut self, resource_type: &str, criteria: &[Criterion]) -> Result<Vec<String>> {
-        blocking(|| self.find_sync(resource_type, criteria))
-    }
-
-    async fn write(&mut self, version: NewVersion) -> Result<ResourceVersion> {
-        blocking(|| self.write_sync(version))
-    }
-
-    async fn commit(mut self: Box<Self>) -> Result<()> {
-        blocking(|| self.conn.execute_batch("COMMIT")).map_err(db_err)?;
-        self.open = false;
-        Ok(())
     }
 }

@@ -2,22 +2,15 @@
 
 use std::sync::Arc;
 
+use fhir::search::query::{Filter, Parser, SearchRequest};
 use serde_json::{Value, json};
-use store::{Criterion, HistoryQuery, IndexRow, Method, NewVersion, Store, StoreError};
+use store::{HistoryQuery, Method, NewVersion, SearchQuery, Store, StoreError};
 
 const T: &str = "tenant-a";
 
 fn put(rt: &str, id: &str, body: Value, expected: Option<i64>) -> NewVersion {
-    let index = body["identifier"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|i| IndexRow::Token {
-            param: "identifier".into(),
-            system: i["system"].as_str().map(str::to_owned),
-            code: i["value"].as_str().unwrap_or_default().to_owned(),
-        })
-        .collect();
+    let index = fhir::search::index_resource(&body, fhir::search::standard());
+    let text = Some(fhir::search::full_text(&body));
     NewVersion {
         resource_type: rt.into(),
         id: id.into(),
@@ -25,7 +18,25 @@ fn put(rt: &str, id: &str, body: Value, expected: Option<i64>) -> NewVersion {
         method: Method::Put,
         body: Some(body),
         index,
+        text,
     }
+}
+
+/// A parsed search on a type, as the server would hand it to the store.
+fn request(rt: Option<&str>, query: &str) -> SearchRequest {
+    let pairs: Vec<(String, String)> =
+        form_urlencoded_pairs(query).into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+    Parser { registry: fhir::search::standard(), base_url: "", lenient: false }
+        .parse(rt, &pairs)
+        .unwrap_or_else(|e| panic!("{query}: {e:?}"))
+}
+
+fn form_urlencoded_pairs(query: &str) -> Vec<(&str, &str)> {
+    query.split('&').filter(|p| !p.is_empty()).map(|p| p.split_once('=').unwrap_or((p, ""))).collect()
+}
+
+fn filters(rt: &str, query: &str) -> Vec<Filter> {
+    request(Some(rt), query).filters
 }
 
 fn delete(rt: &str, id: &str) -> NewVersion {
@@ -36,6 +47,7 @@ fn delete(rt: &str, id: &str) -> NewVersion {
         method: Method::Delete,
         body: None,
         index: vec![],
+        text: None,
     }
 }
 
@@ -84,6 +96,9 @@ conformance!(
     history_filters_and_paging,
     rollback_on_drop_leaves_nothing,
     token_index_follows_writes,
+    search_pages_in_sort_order_without_gaps,
+    search_includes_and_counts,
+    reindex_and_settings,
     tenants_are_isolated,
     concurrent_if_match_loses_nothing,
     concurrent_creates_of_one_id,
@@ -202,12 +217,7 @@ async fn rollback_on_drop_leaves_nothing(s: Arc<dyn Store>) {
     assert!(s.read(T, "Patient", "rb").await.expect("read").is_none());
     assert_eq!(s.history_total(T, &HistoryQuery::default()).await.expect("total"), 0);
     let mut tx = s.begin(T).await.expect("begin");
-    assert!(
-        tx.find("Patient", &[Criterion::Token { param: "identifier".into(), system: None, code: "RB".into() }])
-            .await
-            .expect("find")
-            .is_empty()
-    );
+    assert!(tx.find("Patient", &filters("Patient", "identifier=RB"), 10).await.expect("find").is_empty());
     tx.commit().await.expect("commit");
 }
 
@@ -221,20 +231,20 @@ async fn token_index_follows_writes(s: Arc<dyn Store>) {
     .await
     .expect("write");
     let mut tx = s.begin(T).await.expect("begin");
-    let by = |system: Option<&str>, code: &str| {
-        vec![Criterion::Token { param: "identifier".into(), system: system.map(str::to_owned), code: code.into() }]
-    };
-    assert_eq!(tx.find("Patient", &by(Some("urn:mrn"), "X")).await.expect("find"), vec!["t1"]);
-    assert_eq!(tx.find("Patient", &by(None, "X")).await.expect("find"), vec!["t1", "t2"]);
-    assert_eq!(tx.find("Patient", &by(Some(""), "X")).await.expect("find"), vec!["t2"]);
-    assert_eq!(tx.find("Patient", &[Criterion::Id("t2".into())]).await.expect("find"), vec!["t2"]);
-    assert!(tx.find("Observation", &by(None, "X")).await.expect("find").is_empty());
+    let by = |q: &str| filters("Patient", q);
+    assert_eq!(tx.find("Patient", &by("identifier=urn:mrn|X"), 10).await.expect("find"), vec!["t1"]);
+    assert_eq!(tx.find("Patient", &by("identifier=X"), 10).await.expect("find"), vec!["t1", "t2"]);
+    assert_eq!(tx.find("Patient", &by("identifier=|X"), 10).await.expect("find"), vec!["t2"]);
+    assert_eq!(tx.find("Patient", &by("identifier=X"), 1).await.expect("find"), vec!["t1"], "limited");
+    assert_eq!(tx.find("Patient", &by("_id=t2"), 10).await.expect("find"), vec!["t2"]);
+    assert!(tx.find("Observation", &filters("Observation", "identifier=X"), 10).await.expect("find").is_empty());
     tx.write(put("Patient", "t1", patient("Y"), None)).await.expect("update");
-    assert!(tx.find("Patient", &by(Some("urn:mrn"), "X")).await.expect("find").is_empty());
-    assert_eq!(tx.find("Patient", &by(Some("urn:mrn"), "Y")).await.expect("find"), vec!["t1"]);
+    assert!(tx.find("Patient", &by("identifier=urn:mrn|X"), 10).await.expect("find").is_empty());
+    assert_eq!(tx.find("Patient", &by("identifier=urn:mrn|Y"), 10).await.expect("find"), vec!["t1"]);
+    assert_eq!(tx.find("Patient", &by("family=y"), 10).await.expect("find"), vec!["t1"], "strings follow writes");
     tx.write(delete("Patient", "t1")).await.expect("delete");
-    assert!(tx.find("Patient", &by(None, "Y")).await.expect("find").is_empty());
-    assert!(tx.find("Patient", &[Criterion::Id("t1".into())]).await.expect("find").is_empty());
+    assert!(tx.find("Patient", &by("identifier=Y"), 10).await.expect("find").is_empty());
+    assert!(tx.find("Patient", &by("_id=t1"), 10).await.expect("find").is_empty());
     tx.commit().await.expect("commit");
 }
 
@@ -244,12 +254,7 @@ async fn tenants_are_isolated(s: Arc<dyn Store>) {
     write(s.as_ref(), "b", put("Patient", "same", patient("B"), Some(0))).await.expect("same id in b");
     assert_eq!(s.history_total("a", &HistoryQuery::default()).await.expect("total"), 1);
     let mut tx = s.begin("b").await.expect("begin");
-    assert!(
-        tx.find("Patient", &[Criterion::Token { param: "identifier".into(), system: None, code: "A".into() }])
-            .await
-            .expect("find")
-            .is_empty()
-    );
+    assert!(tx.find("Patient", &filters("Patient", "identifier=A"), 10).await.expect("find").is_empty());
     tx.commit().await.expect("commit");
 }
 
@@ -334,4 +339,128 @@ async fn postgres_migrations_are_idempotent() {
     let (a, b) = tokio::join!(store::open(Some(&url), dir.path()), store::open(Some(&url), dir.path()));
     a.expect("first").ping().await.expect("ready");
     b.expect("second").ping().await.expect("ready");
+}
+
+fn query<'a>(r: &'a SearchRequest, count: usize, cursor: Option<&'a str>) -> SearchQuery<'a> {
+    SearchQuery {
+        resource_type: r.resource_type.as_deref(),
+        types: &r.types,
+        filters: &r.filters,
+        sort: &r.sort,
+        count,
+        cursor,
+        total: true,
+        include: &r.include,
+        revinclude: &r.revinclude,
+    }
+}
+
+fn ids(versions: &[store::ResourceVersion]) -> Vec<String> {
+    versions.iter().map(|v| v.id.clone()).collect()
+}
+
+async fn search_pages_in_sort_order_without_gaps(s: Arc<dyn Store>) {
+    // Two share a family name (ties break by write order), one has none (sorts last).
+    for (id, family) in
+        [("a", Some("Cole")), ("b", Some("Adams")), ("c", None), ("d", Some("Baker")), ("e", Some("Adams"))]
+    {
+        let mut body = json!({"resourceType": "Patient", "active": true});
+        if let Some(f) = family {
+            body["name"] = json!([{"family": f}]);
+        }
+        write(s.as_ref(), T, put("Patient", id, body, None)).await.expect("write");
+    }
+    let r = request(Some("Patient"), "active=true&_sort=family");
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = Vec::new();
+    loop {
+        let page = s.search(T, &query(&r, 2, cursor.as_deref())).await.expect("search");
+        assert_eq!(page.total, Some(5));
+        seen.extend(ids(&page.matches));
+        pages.push((page.previous.clone(), ids(&page.matches)));
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+        // A write between pages must not shift what is left.
+        write(s.as_ref(), T, put("Patient", "late", json!({"resourceType": "Patient", "active": false}), None))
+            .await
+            .expect("write");
+    }
+    assert_eq!(seen, ["b", "e", "d", "a", "c"]);
+    // Going back from the last page gives the page before it.
+    let (previous, _) = pages.last().cloned().expect("pages");
+    let back = s.search(T, &query(&r, 2, previous.as_deref())).await.expect("search");
+    assert_eq!(ids(&back.matches), ["d", "a"]);
+    let r = request(Some("Patient"), "_sort=-family");
+    let page = s.search(T, &query(&r, 10, None)).await.expect("search");
+    assert_eq!(ids(&page.matches)[..4], ["a", "d", "b", "e"]);
+    assert!(s.search(T, &query(&r, 10, Some("forged"))).await.is_err(), "a forged cursor is refused");
+}
+
+async fn search_includes_and_counts(s: Arc<dyn Store>) {
+    write(s.as_ref(), T, put("Organization", "o1", json!({"resourceType": "Organization", "name": "Acme"}), None))
+        .await
+        .expect("write");
+    let patient = json!({"resourceType": "Patient", "managingOrganization": {"reference": "Organization/o1"}});
+    write(s.as_ref(), T, put("Patient", "p1", patient, None)).await.expect("write");
+    for i in 0..3 {
+        let obs = json!({"resourceType": "Observation", "status": "final", "code": {"coding": [{"system": "http://loinc.org", "code": "8302-6"}]},
+            "subject": {"reference": "Patient/p1"}, "valueQuantity": {"value": 170 + i, "system": "http://unitsofmeasure.org", "code": "cm"}});
+        write(s.as_ref(), T, put("Observation", &format!("o{i}"), obs, None)).await.expect("write");
+    }
+    let r = request(Some("Patient"), "_include=Patient:organization&_revinclude=Observation:subject");
+    let page = s.search(T, &query(&r, 10, None)).await.expect("search");
+    assert_eq!(ids(&page.matches), ["p1"]);
+    let mut included = ids(&page.included);
+    included.sort();
+    // Organization/o1 and Observation o0, o1, o2: ids may repeat across types.
+    assert_eq!(included, ["o0", "o1", "o1", "o2"]);
+    let r = request(
+        Some("Observation"),
+        "value-quantity=gt1.71|http://unitsofmeasure.org|m&subject:Patient.organization=o1",
+    );
+    let page = s.search(T, &query(&r, 0, None)).await.expect("search");
+    assert_eq!(page.total, Some(1), "UCUM-normalised and chained");
+    assert!(page.matches.is_empty(), "a count of 0 returns no resources");
+    let r = request(Some("Patient"), "_has:Observation:subject:code=http://loinc.org|8302-6");
+    assert_eq!(ids(&s.search(T, &query(&r, 10, None)).await.expect("search").matches), ["p1"]);
+}
+
+async fn reindex_and_settings(s: Arc<dyn Store>) {
+    assert_eq!(s.setting("x").await.expect("setting"), None);
+    s.set_setting("x", "1").await.expect("set");
+    s.set_setting("x", "2").await.expect("set");
+    assert_eq!(s.setting("x").await.expect("setting").as_deref(), Some("2"));
+    // Written without index rows, then re-indexed.
+    let mut bare = put("Patient", "r1", patient("Reindexed"), None);
+    bare.index.clear();
+    write(s.as_ref(), T, bare).await.expect("write");
+    let by = filters("Patient", "identifier=Reindexed");
+    let count = |s: Arc<dyn Store>, f: Vec<Filter>| async move {
+        let mut tx = s.begin(T).await.expect("begin");
+        let n = tx.find("Patient", &f, 10).await.expect("find").len();
+        tx.commit().await.expect("commit");
+        n
+    };
+    assert_eq!(count(s.clone(), by.clone()).await, 0);
+    let stored = s.scan(0, 10).await.expect("scan");
+    assert_eq!(stored.len(), 1);
+    let body: Value = serde_json::from_str(stored[0].version.body.as_deref().expect("body")).expect("json");
+    let batch = vec![store::Reindexed {
+        rid: stored[0].rid,
+        tenant: stored[0].tenant.clone(),
+        resource_type: "Patient".into(),
+        version: stored[0].version.version,
+        index: fhir::search::index_resource(&body, fhir::search::standard()),
+        text: None,
+    }];
+    s.reindex(batch.clone()).await.expect("reindex");
+    assert_eq!(count(s.clone(), by.clone()).await, 1);
+    // A batch computed from an older version is not applied.
+    write(s.as_ref(), T, put("Patient", "r1", patient("Changed"), None)).await.expect("update");
+    s.reindex(batch).await.expect("reindex");
+    assert_eq!(count(s.clone(), by).await, 0);
+    assert!(s.scan(stored[0].rid, 10).await.expect("scan").is_empty());
 }

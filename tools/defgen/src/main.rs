@@ -39,9 +39,8 @@ fn main() -> Result<(), Error> {
     encoder.write_all(&json)?;
     let compressed = encoder.finish()?;
     std::fs::write(&args[2], &compressed)?;
-    for vs in defs.value_sets.iter().filter(|vs| !vs.enumerable) {
-        eprintln!("not enumerable (codes not checked): {}", vs.url);
-    }
+    let not_enumerable = defs.value_sets.iter().filter(|vs| !vs.enumerable).count();
+    eprintln!("{not_enumerable} value sets cannot be enumerated from the bundle (their codes are not checked)");
     eprintln!(
         "wrote {}: {} types, {} value sets, {} search parameters, {} compartments; {} bytes JSON, {} bytes compressed",
         args[2],
@@ -124,15 +123,17 @@ fn generate(dir: &Path) -> Result<DefinitionsFile, Error> {
         });
     }
 
-    let required: BTreeSet<String> = types
+    // Every value set the bundle defines, and every one the elements bind to: validation uses
+    // the required bindings, `memberOf()` and the `:in` search modifier any of them.
+    let mut wanted: BTreeSet<String> = types
         .iter()
         .flat_map(|t| t.elements.iter())
         .filter_map(|e| e.binding.as_ref())
-        .filter(|b| b.strength == "required")
         .map(|b| b.value_set.clone())
         .collect();
+    wanted.extend(value_set_bundle.iter().filter(|r| r["resourceType"] == "ValueSet").map(|r| text(&r["url"])));
     let terminology = Terminology::new(&value_set_bundle);
-    let value_sets = required
+    let value_sets = wanted
         .iter()
         .map(|url| match terminology.expand(url, 0) {
             Some(codes) => {

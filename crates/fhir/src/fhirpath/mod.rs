@@ -83,6 +83,12 @@ impl fmt::Debug for Expression {
     }
 }
 
+/// A UCUM unit reduced to base units: the factor to multiply a value by, and a key naming the
+/// dimensions (equal keys compare). `None` for text that is not convertible UCUM.
+pub fn ucum_canonical(unit: &str) -> Option<(Decimal, String)> {
+    ucum::canonical(unit).map(|c| (c.factor, c.dims.key()))
+}
+
 /// Parses an expression. Unknown functions, wrong argument counts, unknown types and
 /// invalid literal regexes are reported here, with the byte offset where they are.
 pub fn parse(text: &str) -> Result<Expression, Error> {

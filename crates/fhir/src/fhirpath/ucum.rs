@@ -40,6 +40,16 @@ pub struct Dims {
 }
 
 impl Dims {
+    /// A stable text form of the dimensions (`L1.M-1…`), so that values in base units can be
+    /// stored with their dimensions and compared only with values of the same ones.
+    pub fn key(&self) -> String {
+        const NAMES: [&str; 8] = ["L", "T", "M", "A", "K", "Q", "F", "N"];
+        let mut parts: Vec<String> =
+            NAMES.iter().zip(self.base).filter(|(_, e)| *e != 0).map(|(n, e)| format!("{n}{e}")).collect();
+        parts.extend(self.arbitrary.iter().map(|(id, e)| format!("u{id}^{e}")));
+        if parts.is_empty() { "1".to_owned() } else { parts.join(".") }
+    }
+
     fn combine(&self, other: &Dims, sign: i8) -> Option<Dims> {
         let mut out = self.clone();
         for (o, b) in out.base.iter_mut().zip(other.base) {

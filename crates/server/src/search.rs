@@ -1,0 +1,354 @@
+//! The search API (search.html): type, system and compartment level, `GET` and
+//! `POST …/_search`, and `$everything`. Parsing is `fhir::search::query`'s, the SQL the
+//! store's; this turns a page of results into a `searchset` Bundle.
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use fhir::outcome::{Issue, operation_outcome};
+use fhir::search::query::{Builtin, Filter, Parser, SearchRequest, SearchValue, Summary, Total};
+use fhir::summary::SummaryMode;
+use serde_json::{Value, json};
+use store::{DEFAULT_TENANT, ResourceVersion, SearchPage, SearchQuery};
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::negotiate::Negotiated;
+use crate::respond;
+use crate::rest::BaseUrl;
+use crate::service::{self, query_error};
+
+/// Page size when the client names none, and the largest it may ask for.
+pub const DEFAULT_COUNT: usize = 50;
+pub const MAX_COUNT: usize = 1000;
+
+/// Bodies of `POST …/_search` are forms; the spec allows no larger one than a URL would be,
+/// and the limit keeps a search from being a way to send megabytes.
+const MAX_FORM_BYTES: usize = 1024 * 1024;
+
+/// Decoded query parameters, in order.
+fn pairs(query: Option<&str>) -> Vec<(String, String)> {
+    form_urlencoded::parse(query.unwrap_or("").as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+}
+
+/// The parameters of a `POST …/_search`: those of the URL, then those of the form body.
+async fn form_pairs(query: Option<&str>, headers: &HeaderMap, body: Body) -> ApiResult<Vec<(String, String)>> {
+    let mut out = pairs(query);
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge { limit: MAX_FORM_BYTES })?;
+    if bytes.is_empty() {
+        return Ok(out);
+    }
+    if content_type.as_deref() != Some("application/x-www-form-urlencoded") {
+        return Err(ApiError::UnsupportedMediaType(
+            "a search by POST takes its parameters as application/x-www-form-urlencoded".into(),
+        ));
+    }
+    out.extend(form_urlencoded::parse(&bytes).map(|(k, v)| (k.into_owned(), v.into_owned())));
+    Ok(out)
+}
+
+/// `Prefer: handling=lenient` (search.html#errors).
+fn lenient(headers: &HeaderMap) -> bool {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split([',', ';']))
+        .any(|t| t.trim() == "handling=lenient")
+}
+
+/// What a search answers and where its links point.
+struct Plan {
+    /// The path below the base for links (`Patient`, `Patient/1/Observation`, `` for system).
+    path: String,
+    request: SearchRequest,
+    /// Filters the URL implies (compartments, `$everything`).
+    extra: Vec<Filter>,
+}
+
+pub async fn type_get(
+    State(app): State<AppState>,
+    Path(rt): Path<String>,
+    negotiated: Negotiated,
+    BaseUrl(base): BaseUrl,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    service::known_type(&rt)?;
+    search(&app, &negotiated, &base, Some(&rt), rt.clone(), pairs(query.as_deref()), &headers, Vec::new()).await
+}
+
+pub async fn type_post(
+    State(app): State<AppState>,
+    Path(rt): Path<String>,
+    negotiated: Negotiated,
+    BaseUrl(base): BaseUrl,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    service::known_type(&rt)?;
+    let params = form_pairs(query.as_deref(), &headers, body).await?;
+    search(&app, &negotiated, &base, Some(&rt), rt.clone(), params, &headers, Vec::new()).await
+}
+
+pub async fn system_get(
+    State(app): State<AppState>,
+    negotiated: Negotiated,
+    BaseUrl(base): BaseUrl,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    search(&app, &negotiated, &base, None, String::new(), pairs(query.as_deref()), &headers, Vec::new()).await
+}
+
+pub async fn system_post(
+    State(app): State<AppState>,
+    negotiated: Negotiated,
+    BaseUrl(base): BaseUrl,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let params = form_pairs(query.as_deref(), &headers, body).await?;
+    search(&app, &negotiated, &base, None, String::new(), params, &headers, Vec::new()).await
+}
+
+/// `GET [base]/[Compartment]/[id]/[type]` (and `…/*`), or `GET [base]/Patient/[id]/$everything`.
+pub async fn compartment(
+    State(app): State<AppState>,
+    Path((owner_type, owner_id, member)): Path<(String, String, String)>,
+    negotiated: Negotiated,
+    BaseUrl(base): BaseUrl,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    service::known_type(&owner_type)?;
+    service::valid_id(&owner_id)?;
+    if member == "$everything" {
+        return everything(&app, &negotiated, &base, &owner_type, Some(&owner_id), query.as_deref()).await;
+    }
+    if fhir::definitions().compartment(&owner_type).is_none() {
+        return Err(ApiError::NotFound(format!("the {owner_type} compartment")));
+    }
+    let path = format!("{owner_type}/{owner_id}/{member}");
+    let (rt, types) = if member == "*" {
+        (None, Vec::new())
+    } else {
+        service::known_type(&member)?;
+        (Some(member.as_str()), vec![member.clone()])
+    };
+    let filter = Filter::compartment(&owner_type, Some(&owner_id), &types, false)
+        .ok_or_else(|| ApiError::NotFound(format!("the {owner_type} compartment")))?;
+    if let Filter::Compartment { members, .. } = &filter
+        && members.is_empty()
+    {
+        return Err(ApiError::bad_request(format!("{member} resources are not in the {owner_type} compartment")));
+    }
+    search(&app, &negotiated, &base, rt, path, pairs(query.as_deref()), &headers, vec![filter]).await
+}
+
+/// `GET [base]/Patient/$everything`: every patient's record.
+pub async fn everything_type(
+    State(app): State<AppState>,
+    Path(owner_type): Path<String>,
+    negotiated: Negotiated,
+    BaseUrl(base): BaseUrl,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Response> {
+    service::known_type(&owner_type)?;
+    everything(&app, &negotiated, &base, &owner_type, None, query.as_deref()).await
+}
+
+/// `$everything` (patient-operation-everything): the patient, every resource in its compartment,
+/// and the resources those refer to (practitioners, organizations, medications…).
+async fn everything(
+    app: &AppState,
+    negotiated: &Negotiated,
+    base: &str,
+    owner_type: &str,
+    owner_id: Option<&str>,
+    query: Option<&str>,
+) -> ApiResult<Response> {
+    if owner_type != "Patient" {
+        return Err(ApiError::NotFound(format!("the operation {owner_type}/$everything")));
+    }
+    if let Some(id) = owner_id {
+        match app.store.read(DEFAULT_TENANT, owner_type, id).await? {
+            None => return Err(ApiError::NotFound(format!("{owner_type}/{id}"))),
+            Some(v) if v.is_deleted() => {
+                return Err(ApiError::Gone { resource_type: owner_type.to_owned(), id: id.to_owned() });
+            }
+            Some(_) => {}
+        }
+    }
+    let mut types = Vec::new();
+    let mut request = SearchRequest::default();
+    for (name, value) in pairs(query) {
+        match name.as_str() {
+            "_type" => {
+                for t in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+                    service::known_type(t)?;
+                    types.push(t.to_owned());
+                }
+            }
+            "_since" => {
+                let since = crate::history::parse_instant("_since", &value)?;
+                let ms = since.timestamp_millis();
+                request.filters.push(Filter::Builtin(Builtin::LastUpdated(vec![SearchValue::Date {
+                    prefix: fhir::search::query::Prefix::Ge,
+                    low: ms,
+                    high: ms,
+                }])));
+            }
+            "_count" => {
+                request.count = Some(
+                    value.parse().map_err(|_| ApiError::bad_request(format!("_count: '{value}' is not a count")))?,
+                );
+            }
+            "_cursor" => request.cursor = Some(value.clone()),
+            "_format" | "_pretty" => {}
+            "start" | "end" => {
+                return Err(ApiError::not_supported(format!(
+                    "$everything: the parameter '{name}' (care dates) is not supported; use _since"
+                )));
+            }
+            other => return Err(ApiError::bad_request(format!("$everything takes no parameter '{other}'"))),
+        }
+        if name != "_cursor" {
+            request.canonical.push((name, value));
+        }
+    }
+    // The record is the owner, its compartment, and what those refer to; `_type` and `_since`
+    // then narrow that whole set.
+    let compartment = Filter::compartment(owner_type, owner_id, &[], true)
+        .ok_or_else(|| ApiError::NotFound(format!("the {owner_type} compartment")))?;
+    let filter = Filter::Any(vec![compartment.clone(), Filter::ReferencedBy(Box::new(compartment))]);
+    if !types.is_empty() {
+        request.types = types;
+    }
+    let path = match owner_id {
+        Some(id) => format!("{owner_type}/{id}/$everything"),
+        None => format!("{owner_type}/$everything"),
+    };
+    let plan = Plan { path, request, extra: vec![filter] };
+    respond_page(app, negotiated, base, plan).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn search(
+    app: &AppState,
+    negotiated: &Negotiated,
+    base: &str,
+    resource_type: Option<&str>,
+    path: String,
+    params: Vec<(String, String)>,
+    headers: &HeaderMap,
+    extra: Vec<Filter>,
+) -> ApiResult<Response> {
+    let registry = app.registry();
+    let parser = Parser { registry: &registry, base_url: base, lenient: lenient(headers) };
+    let request = parser.parse(resource_type, &params).map_err(query_error)?;
+    respond_page(app, negotiated, base, Plan { path, request, extra }).await
+}
+
+async fn respond_page(app: &AppState, negotiated: &Negotiated, base: &str, plan: Plan) -> ApiResult<Response> {
+    let request = &plan.request;
+    let count = match request.summary {
+        Some(Summary::Count) => 0,
+        _ => request.count.unwrap_or(DEFAULT_COUNT).min(MAX_COUNT),
+    };
+    let mut filters = plan.extra.clone();
+    filters.extend(request.filters.iter().cloned());
+    let query = SearchQuery {
+        resource_type: request.resource_type.as_deref(),
+        types: &request.types,
+        filters: &filters,
+        sort: &request.sort,
+        count,
+        cursor: request.cursor.as_deref(),
+        total: request.total != Some(Total::None),
+        include: &request.include,
+        revinclude: &request.revinclude,
+    };
+    let page = app.store.search(DEFAULT_TENANT, &query).await?;
+    let bundle = searchset(base, &plan, &page)?;
+    Ok(respond::json(negotiated, StatusCode::OK, &bundle))
+}
+
+fn link(base: &str, plan: &Plan, cursor: Option<&str>) -> String {
+    let mut s = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in &plan.request.canonical {
+        s.append_pair(k, v);
+    }
+    if let Some(c) = cursor {
+        s.append_pair("_cursor", c);
+    }
+    let query = s.finish();
+    let path = if plan.path.is_empty() { base.to_owned() } else { format!("{base}/{}", plan.path) };
+    if query.is_empty() { path } else { format!("{path}?{query}") }
+}
+
+fn searchset(base: &str, plan: &Plan, page: &SearchPage) -> ApiResult<Value> {
+    let request = &plan.request;
+    let mut links = vec![json!({"relation": "self", "url": link(base, plan, request.cursor.as_deref())})];
+    if let Some(next) = &page.next {
+        links.push(json!({"relation": "next", "url": link(base, plan, Some(next))}));
+    }
+    if let Some(previous) = &page.previous {
+        links.push(json!({"relation": "previous", "url": link(base, plan, Some(previous))}));
+    }
+    let mut entries = Vec::with_capacity(page.matches.len() + page.included.len() + 1);
+    if !request.ignored.is_empty() {
+        let issues: Vec<Issue> = request
+            .ignored
+            .iter()
+            .map(|e| Issue::warning("not-supported", format!("ignored the parameter '{}': {}", e.param, e.message)))
+            .collect();
+        entries.push(json!({"resource": operation_outcome(&issues), "search": {"mode": "outcome"}}));
+    }
+    for (versions, mode) in [(&page.matches, "match"), (&page.included, "include")] {
+        for v in versions {
+            entries.push(entry(base, request, v, mode)?);
+        }
+    }
+    let mut bundle = json!({
+        "resourceType": "Bundle",
+        "id": service::new_id(),
+        "meta": {"lastUpdated": respond::instant(chrono::Utc::now())},
+        "type": "searchset",
+    });
+    if let Some(total) = page.total {
+        bundle["total"] = json!(total);
+    }
+    bundle["link"] = Value::Array(links);
+    if !entries.is_empty() {
+        bundle["entry"] = Value::Array(entries);
+    }
+    Ok(bundle)
+}
+
+fn entry(base: &str, request: &SearchRequest, v: &ResourceVersion, mode: &str) -> ApiResult<Value> {
+    let body = v.body.as_deref().unwrap_or("{}");
+    let mut resource: Value =
+        serde_json::from_str(body).map_err(|e| ApiError::Internal(format!("stored body unreadable: {e}")))?;
+    resource = match (request.summary, &request.elements) {
+        (Some(Summary::True), _) => fhir::summary::summarize(&resource, SummaryMode::True),
+        (Some(Summary::Text), _) => fhir::summary::summarize(&resource, SummaryMode::Text),
+        (Some(Summary::Data), _) => fhir::summary::summarize(&resource, SummaryMode::Data),
+        (_, Some(names)) => fhir::summary::elements(&resource, names),
+        _ => resource,
+    };
+    Ok(json!({
+        "fullUrl": format!("{base}/{}/{}", v.resource_type, v.id),
+        "resource": resource,
+        "search": {"mode": mode},
+    }))
+}
