@@ -25,6 +25,12 @@ use tokio::task::JoinSet;
 /// Resources per transaction when loading NDJSON.
 const NDJSON_CHUNK: usize = 500;
 
+/// Files loaded in one store transaction on SQLite, whose single writer runs the transactions
+/// one after another anyway (16 measured best: 4,950 resources/s against 3,600 file by file).
+/// PostgreSQL runs them side by side, and a long transaction holding the row locks of shared
+/// resources (a hospital's Organization in every patient file) would stall the others.
+const GROUP_FILES_SQLITE: usize = 16;
+
 #[derive(Debug, Default)]
 pub struct Summary {
     pub files: usize,
@@ -111,27 +117,29 @@ async fn run_phase(
 ) {
     let permits = Arc::new(Semaphore::new(parallel));
     let mut tasks = JoinSet::new();
-    for file in files {
+    let group_size = if to.store.backend() == "sqlite" { GROUP_FILES_SQLITE } else { 1 };
+    for group in files.chunks(group_size) {
+        let group = group.to_vec();
         let to = to.clone();
         let permits = permits.clone();
         tasks.spawn(async move {
             let _permit = permits.acquire_owned().await;
-            let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
-            let result = import_file(&to, &file).await;
-            (file, size, result)
+            import_group(&to, group).await
         });
     }
     while let Some(joined) = tasks.join_next().await {
-        let Ok((file, size, result)) = joined else {
-            summary.failures.push(("a file".into(), "the import task failed".into()));
+        let Ok(results) = joined else {
+            summary.failures.push(("a group of files".into(), "the import task failed".into()));
             continue;
         };
-        bar.inc(size);
-        summary.resources += result.resources;
-        if result.retry {
-            retry.push((file, result.failures));
-        } else {
-            summary.failures.extend(result.failures);
+        for (file, result) in results {
+            bar.inc(std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0));
+            summary.resources += result.resources;
+            if result.retry {
+                retry.push((file, result.failures));
+            } else {
+                summary.failures.extend(result.failures);
+            }
         }
     }
 }
@@ -163,41 +171,85 @@ fn mentions_patient(path: &Path) -> bool {
     text.contains("\"resourceType\":\"Patient\"") || text.contains("\"resourceType\": \"Patient\"")
 }
 
+/// Loads a few files: their transaction Bundles in one store transaction (each Bundle still all
+/// or nothing; on SQLite a shared commit writes each touched page to the log once instead of
+/// once per file), the rest one by one. When the shared transaction fails, the Bundles are
+/// loaded one by one, so that each failure is reported with its own file.
+async fn import_group(to: &Destination, files: Vec<PathBuf>) -> Vec<(PathBuf, FileResult)> {
+    let mut results = Vec::with_capacity(files.len());
+    let mut transactions: Vec<(PathBuf, Value)> = Vec::new();
+    for file in files {
+        if file.extension().and_then(|e| e.to_str()) == Some("ndjson") {
+            let result = import_file(to, &file).await;
+            results.push((file, result));
+            continue;
+        }
+        match read_bundle(&file).await {
+            Ok(b) if b.get("type").and_then(Value::as_str) == Some("transaction") => transactions.push((file, b)),
+            Ok(b) => {
+                let result = load_bundle(to, &file.display().to_string(), b).await;
+                results.push((file, result));
+            }
+            Err(why) => {
+                let name = file.display().to_string();
+                results.push((file, FileResult { resources: 0, failures: vec![(name, why)], retry: false }));
+            }
+        }
+    }
+    let (paths, bundles): (Vec<PathBuf>, Vec<Value>) = transactions.into_iter().unzip();
+    if bundles.len() > 1
+        && let Ok(responses) =
+            server::bundle::process_transactions(to.store.as_ref(), store::DEFAULT_TENANT, &bundles, &options(to)).await
+    {
+        for (file, response) in paths.into_iter().zip(responses) {
+            let result = file_result(&file.display().to_string(), &response);
+            results.push((file, result));
+        }
+        return results;
+    }
+    for (file, bundle) in paths.into_iter().zip(bundles) {
+        let result = load_bundle(to, &file.display().to_string(), bundle).await;
+        results.push((file, result));
+    }
+    results
+}
+
 async fn import_file(to: &Destination, path: &Path) -> FileResult {
     let name = path.display().to_string();
-    let fail = |why: String| FileResult { resources: 0, failures: vec![(name.clone(), why)], retry: false };
-    let bytes = match tokio::fs::read(path).await {
-        Ok(b) => b,
-        Err(e) => return fail(format!("cannot read: {e}")),
-    };
     if path.extension().and_then(|e| e.to_str()) == Some("ndjson") {
-        return import_ndjson(to, &name, &bytes).await;
+        return match tokio::fs::read(path).await {
+            Ok(bytes) => import_ndjson(to, &name, &bytes).await,
+            Err(e) => FileResult { resources: 0, failures: vec![(name, format!("cannot read: {e}"))], retry: false },
+        };
     }
-    let value: Value = match serde_json::from_slice(&bytes) {
-        Ok(v) => v,
-        Err(e) => return fail(format!("not valid JSON: {e}")),
-    };
+    match read_bundle(path).await {
+        Ok(bundle) => load_bundle(to, &name, bundle).await,
+        Err(why) => FileResult { resources: 0, failures: vec![(name, why)], retry: false },
+    }
+}
+
+/// A JSON file as a Bundle to process: a transaction or batch as it is, a collection (or a
+/// single resource) as a transaction that stores its resources.
+async fn read_bundle(path: &Path) -> Result<Value, String> {
+    let bytes = tokio::fs::read(path).await.map_err(|e| format!("cannot read: {e}"))?;
+    let value: Value = serde_json::from_slice(&bytes).map_err(|e| format!("not valid JSON: {e}"))?;
     match value.get("resourceType").and_then(Value::as_str) {
         Some("Bundle") => {}
-        Some(_) => {
-            let bundle = as_transaction(vec![value]);
-            return load_bundle(to, &name, bundle).await;
-        }
-        None => return fail("not a FHIR resource (no resourceType)".into()),
+        Some(_) => return Ok(as_transaction(vec![value])),
+        None => return Err("not a FHIR resource (no resourceType)".into()),
     }
-    let bundle = match value.get("type").and_then(Value::as_str) {
-        Some("transaction" | "batch") => value,
+    match value.get("type").and_then(Value::as_str) {
+        Some("transaction" | "batch") => Ok(value),
         Some("collection" | "searchset") => {
             let resources = value
                 .get("entry")
                 .and_then(Value::as_array)
                 .map(|e| e.iter().filter_map(|x| x.get("resource").cloned()).collect())
                 .unwrap_or_default();
-            as_transaction(resources)
+            Ok(as_transaction(resources))
         }
-        other => return fail(format!("Bundles of type {other:?} are not importable")),
-    };
-    load_bundle(to, &name, bundle).await
+        other => Err(format!("Bundles of type {other:?} are not importable")),
+    }
 }
 
 async fn import_ndjson(to: &Destination, name: &str, bytes: &[u8]) -> FileResult {
@@ -238,28 +290,33 @@ fn as_transaction(resources: Vec<Value>) -> Value {
     json!({"resourceType": "Bundle", "type": "transaction", "entry": entries})
 }
 
-async fn load_bundle(to: &Destination, name: &str, bundle: Value) -> FileResult {
-    let options = BundleOptions {
+fn options(to: &Destination) -> BundleOptions {
+    BundleOptions {
         ids_from_urns: true,
         ..BundleOptions::new("urn:iaso:import", PreferReturn::Minimal, to.registry.clone())
-    };
-    let entries = bundle.get("entry").and_then(Value::as_array).map_or(0, Vec::len);
-    match server::bundle::process(to.store.as_ref(), store::DEFAULT_TENANT, &bundle, &options).await {
-        Ok(response) => {
-            let mut failures = Vec::new();
-            let mut ok = 0;
-            for (i, e) in response.get("entry").and_then(Value::as_array).into_iter().flatten().enumerate() {
-                let status = e.pointer("/response/status").and_then(Value::as_str).unwrap_or_default();
-                if status.starts_with('2') {
-                    ok += 1;
-                } else {
-                    let why =
-                        e.pointer("/response/outcome/issue/0/diagnostics").and_then(Value::as_str).unwrap_or(status);
-                    failures.push((format!("{name} entry {i}"), why.to_owned()));
-                }
-            }
-            FileResult { resources: ok, failures, retry: false }
+    }
+}
+
+/// The outcome of a file from its response Bundle: what was stored, and each entry that failed.
+fn file_result(name: &str, response: &Value) -> FileResult {
+    let mut failures = Vec::new();
+    let mut ok = 0;
+    for (i, e) in response.get("entry").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        let status = e.pointer("/response/status").and_then(Value::as_str).unwrap_or_default();
+        if status.starts_with('2') {
+            ok += 1;
+        } else {
+            let why = e.pointer("/response/outcome/issue/0/diagnostics").and_then(Value::as_str).unwrap_or(status);
+            failures.push((format!("{name} entry {i}"), why.to_owned()));
         }
+    }
+    FileResult { resources: ok, failures, retry: false }
+}
+
+async fn load_bundle(to: &Destination, name: &str, bundle: Value) -> FileResult {
+    let entries = bundle.get("entry").and_then(Value::as_array).map_or(0, Vec::len);
+    match server::bundle::process(to.store.as_ref(), store::DEFAULT_TENANT, &bundle, &options(to)).await {
+        Ok(response) => file_result(name, &response),
         Err(e) => {
             let issues = e.issues();
             let retry = issues.iter().any(|i| i.code == "not-found" && i.diagnostics.contains("conditional reference"));

@@ -85,6 +85,9 @@ struct Entry {
     patch: Option<Value>,
     if_match: Option<i64>,
     if_none_exist: Option<Vec<Filter>>,
+    /// The resource's index values, computed before the transaction; links the transaction
+    /// rewrites are rewritten in them too.
+    indexed: Option<service::Indexed>,
 }
 
 /// The identity an entry resolved to inside the transaction.
@@ -110,57 +113,139 @@ pub async fn process(store: &dyn Store, tenant: &str, bundle: &Value, options: &
             ));
         }
     };
+    if transaction {
+        let entries = parse_transaction(bundle, options)?;
+        let responses = service::with_retry(|| async {
+            let mut tx = store.begin(tenant).await?;
+            let responses = apply_transaction(&mut *tx, store, tenant, &entries, options).await?;
+            tx.commit().await?;
+            Ok(responses)
+        })
+        .await?;
+        return Ok(response_bundle(response_type, responses));
+    }
     let raw_entries = match bundle.get("entry") {
         None => &[][..],
         Some(Value::Array(items)) => items.as_slice(),
         Some(_) => return Err(ApiError::bad_request_at("Bundle.entry must be an array", "Bundle.entry")),
     };
-    let envelope_issues: Vec<Issue> =
-        fhir::validate::validate(bundle, &fhir::validate::Options { skip_bundle_entry_resources: true })
-            .into_iter()
-            .filter(|i| fhir::outcome::has_errors(std::slice::from_ref(i)))
-            .collect();
     // A batch answers a broken entry in that entry's response; anything else breaks the Bundle.
     let mut entry_issues: HashMap<usize, Vec<Issue>> = HashMap::new();
     let mut bundle_issues = Vec::new();
-    for issue in envelope_issues {
+    for issue in envelope_errors(bundle) {
         match issue.expression.first().and_then(|e| entry_index(e)) {
-            Some(i) if !transaction => entry_issues.entry(i).or_default().push(issue),
-            _ => bundle_issues.push(issue),
+            Some(i) => entry_issues.entry(i).or_default().push(issue),
+            None => bundle_issues.push(issue),
         }
     }
     if !bundle_issues.is_empty() {
         return Err(ApiError::Invalid(bundle_issues));
     }
+    let mut responses = Vec::with_capacity(raw_entries.len());
+    for (i, raw) in raw_entries.iter().enumerate() {
+        let outcome = match entry_issues.remove(&i) {
+            Some(issues) => Err(ApiError::BadRequest(issues)),
+            None => match parse_entry(i, raw, options) {
+                Ok(entry) => {
+                    let mut one = [entry];
+                    index_entries(&mut one, &options.registry);
+                    service::with_retry(|| run_batch_entry(store, tenant, &one[0], options)).await
+                }
+                Err(e) => Err(e),
+            },
+        };
+        responses.push(outcome.unwrap_or_else(|e| error_entry(&at_entry(e, i))));
+    }
+    Ok(response_bundle(response_type, responses))
+}
 
-    let responses = if transaction {
-        let entries = raw_entries
-            .iter()
-            .enumerate()
-            .map(|(i, e)| parse_entry(i, e, options).map_err(|err| at_entry(err, i)))
-            .collect::<ApiResult<Vec<_>>>()?;
-        check_distinct_full_urls(&entries)?;
-        service::with_retry(|| run_transaction(store, tenant, &entries, options)).await?
-    } else {
-        let mut responses = Vec::with_capacity(raw_entries.len());
-        for (i, raw) in raw_entries.iter().enumerate() {
-            let outcome = match entry_issues.remove(&i) {
-                Some(issues) => Err(ApiError::BadRequest(issues)),
-                None => match parse_entry(i, raw, options) {
-                    Ok(entry) => service::with_retry(|| run_batch_entry(store, tenant, &entry, options)).await,
-                    Err(e) => Err(e),
-                },
-            };
-            responses.push(outcome.unwrap_or_else(|e| error_entry(&at_entry(e, i))));
-        }
-        responses
-    };
-    Ok(json!({
+fn response_bundle(response_type: &str, entries: Vec<Value>) -> Value {
+    json!({
         "resourceType": "Bundle",
         "id": service::new_id(),
         "type": response_type,
-        "entry": responses,
-    }))
+        "entry": entries,
+    })
+}
+
+/// Processes several `transaction` Bundles in one store transaction: each keeps its
+/// all-or-nothing meaning (they all commit or none does), and a loader saves the commit of each
+/// (on SQLite, every commit writes the pages it touched to the log again). Any failure fails
+/// them all; the caller then processes them one by one to learn which failed.
+pub async fn process_transactions(
+    store: &dyn Store,
+    tenant: &str,
+    bundles: &[Value],
+    options: &BundleOptions,
+) -> ApiResult<Vec<Value>> {
+    let mut parsed = Vec::with_capacity(bundles.len());
+    for bundle in bundles {
+        if bundle.get("type").and_then(Value::as_str) != Some("transaction") {
+            return Err(ApiError::bad_request_at("only transaction Bundles can be processed together", "Bundle.type"));
+        }
+        parsed.push(parse_transaction(bundle, options)?);
+    }
+    let results = service::with_retry(|| async {
+        let mut tx = store.begin(tenant).await?;
+        let mut all = Vec::with_capacity(parsed.len());
+        for entries in &parsed {
+            all.push(apply_transaction(&mut *tx, store, tenant, entries, options).await?);
+        }
+        tx.commit().await?;
+        Ok(all)
+    })
+    .await?;
+    Ok(results.into_iter().map(|r| response_bundle("transaction-response", r)).collect())
+}
+
+/// The errors of the Bundle itself (its entries' resources are validated one by one).
+fn envelope_errors(bundle: &Value) -> Vec<Issue> {
+    fhir::validate::validate(bundle, &fhir::validate::Options { skip_bundle_entry_resources: true })
+        .into_iter()
+        .filter(|i| fhir::outcome::has_errors(std::slice::from_ref(i)))
+        .collect()
+}
+
+/// A transaction Bundle's entries, parsed, checked and indexed, ready to run.
+fn parse_transaction(bundle: &Value, options: &BundleOptions) -> ApiResult<Vec<Entry>> {
+    let raw_entries = match bundle.get("entry") {
+        None => &[][..],
+        Some(Value::Array(items)) => items.as_slice(),
+        Some(_) => return Err(ApiError::bad_request_at("Bundle.entry must be an array", "Bundle.entry")),
+    };
+    let issues = envelope_errors(bundle);
+    if !issues.is_empty() {
+        return Err(ApiError::Invalid(issues));
+    }
+    let mut entries = raw_entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| parse_entry(i, e, options).map_err(|err| at_entry(err, i)))
+        .collect::<ApiResult<Vec<_>>>()?;
+    check_distinct_full_urls(&entries)?;
+    index_entries(&mut entries, &options.registry);
+    Ok(entries)
+}
+
+/// Computes the entries' index values before the transaction takes the store's write lock;
+/// `resolve()` finds `urn:uuid` targets among the entries (by `fullUrl`), so that their types
+/// are known before the references are rewritten.
+fn index_entries(entries: &mut [Entry], registry: &Registry) {
+    let by_url: HashMap<&str, &Value> =
+        entries.iter().filter_map(|e| Some((e.full_url.as_deref()?, e.resource.as_ref()?))).collect();
+    let resolver = |reference: &str| by_url.get(reference).copied();
+    let indexed: Vec<Option<service::Indexed>> = entries
+        .iter()
+        .map(|e| {
+            e.resource.as_ref().map(|r| {
+                let entries = fhir::search::index_resource_resolving(r, registry, Some(&resolver));
+                service::Indexed { entries, text: fhir::search::full_text(r) }
+            })
+        })
+        .collect();
+    for (e, i) in entries.iter_mut().zip(indexed) {
+        e.indexed = i;
+    }
 }
 
 /// The entry an expression such as `Bundle.entry[3].request.method` points into.
@@ -284,6 +369,7 @@ fn parse_entry(index: usize, raw: &Value, options: &BundleOptions) -> ApiResult<
         patch,
         if_match,
         if_none_exist,
+        indexed: None,
     })
 }
 
@@ -331,16 +417,17 @@ fn check_distinct_full_urls(entries: &[Entry]) -> ApiResult<()> {
     Ok(())
 }
 
-async fn run_transaction(
+/// Runs a transaction's entries inside an open store transaction, in the spec's order.
+async fn apply_transaction(
+    tx: &mut dyn Transaction,
     store: &dyn Store,
     tenant: &str,
     entries: &[Entry],
     options: &BundleOptions,
 ) -> ApiResult<Vec<Value>> {
-    let mut tx = store.begin(tenant).await?;
     let mut identities = Vec::with_capacity(entries.len());
     for e in entries {
-        identities.push(resolve_identity(&mut *tx, e, options).await.map_err(|err| at_entry(err, e.index))?);
+        identities.push(resolve_identity(tx, e, options).await.map_err(|err| at_entry(err, e.index))?);
     }
     let mut targets = HashMap::new();
     let mut touched = HashSet::new();
@@ -367,7 +454,7 @@ async fn run_transaction(
         let resource = match &e.resource {
             Some(r) => Some(
                 rewrite_references(
-                    &mut *tx,
+                    tx,
                     &options.registry,
                     r.clone(),
                     &targets,
@@ -382,22 +469,24 @@ async fn run_transaction(
         };
         resources.push(resource);
     }
+    let link_map = |u: &str| targets.get(u).or_else(|| resolved_conditionals.get(u)).cloned();
     let mut order: Vec<usize> = (0..entries.len()).collect();
     order.sort_by_key(|&i| entries[i].verb.phase());
     let mut responses = vec![Value::Null; entries.len()];
     for i in order {
         let e = &entries[i];
-        responses[i] = execute(&mut *tx, store, tenant, e, &identities[i], resources[i].take(), options)
+        let indexed = remapped(e, &link_map);
+        responses[i] = execute(tx, store, tenant, e, &identities[i], resources[i].take(), indexed, options)
             .await
             .map_err(|err| at_entry(err, e.index))?;
     }
-    tx.commit().await?;
     Ok(responses)
 }
 
 async fn run_batch_entry(store: &dyn Store, tenant: &str, entry: &Entry, options: &BundleOptions) -> ApiResult<Value> {
     let mut tx = store.begin(tenant).await?;
     let identity = resolve_identity(&mut *tx, entry, options).await?;
+    let mut resolved = HashMap::new();
     let resource = match &entry.resource {
         Some(r) => Some(
             rewrite_references(
@@ -405,7 +494,7 @@ async fn run_batch_entry(store: &dyn Store, tenant: &str, entry: &Entry, options
                 &options.registry,
                 r.clone(),
                 &HashMap::new(),
-                &mut HashMap::new(),
+                &mut resolved,
                 std::slice::from_ref(entry),
                 std::slice::from_ref(&identity),
             )
@@ -413,7 +502,8 @@ async fn run_batch_entry(store: &dyn Store, tenant: &str, entry: &Entry, options
         ),
         None => None,
     };
-    let response = execute(&mut *tx, store, tenant, entry, &identity, resource, options).await?;
+    let indexed = remapped(entry, &|u: &str| resolved.get(u).cloned());
+    let response = execute(&mut *tx, store, tenant, entry, &identity, resource, indexed, options).await?;
     tx.commit().await?;
     Ok(response)
 }
@@ -425,10 +515,10 @@ async fn resolve_identity(tx: &mut dyn Transaction, e: &Entry, options: &BundleO
             if let Some(criteria) = &e.if_none_exist
                 && let Some(id) = service::tx_find_one(tx, rt, criteria, "ifNoneExist").await?
             {
-                let existing = tx.read(rt, &id).await?;
+                let existing = tx.read_shared(rt, &id).await?;
                 Identity { id: Some(id), existing }
             } else if let Some(id) = options.ids_from_urns.then(|| urn_id(e)).flatten() {
-                let existing = tx.read(rt, &id).await?.filter(|v| !v.is_deleted());
+                let existing = tx.read_shared(rt, &id).await?.filter(|v| !v.is_deleted());
                 Identity { id: Some(id), existing }
             } else {
                 Identity { id: Some(service::new_id()), existing: None }
@@ -542,6 +632,15 @@ fn in_bundle_match(
     })
 }
 
+/// An entry's precomputed index values with the transaction's link rewrites applied.
+fn remapped(e: &Entry, map: &dyn Fn(&str) -> Option<String>) -> Option<service::Indexed> {
+    e.indexed.clone().map(|mut i| {
+        fhir::search::remap_links(&mut i.entries, map);
+        i
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn execute(
     tx: &mut dyn Transaction,
     store: &dyn Store,
@@ -549,8 +648,13 @@ async fn execute(
     e: &Entry,
     identity: &Identity,
     resource: Option<Value>,
+    indexed: Option<service::Indexed>,
     options: &BundleOptions,
 ) -> ApiResult<Value> {
+    let indexing = match indexed {
+        Some(i) => service::Indexing::Ready(i),
+        None => service::Indexing::Compute(&options.registry),
+    };
     let rt = e.resource_type.as_str();
     match e.verb {
         Verb::Delete => {
@@ -570,14 +674,14 @@ async fn execute(
             let (Some(id), Some(body)) = (&identity.id, resource) else {
                 return Err(ApiError::Internal("POST entry without identity".into()));
             };
-            let written = service::tx_create(tx, &options.registry, rt, body, id).await?;
+            let written = service::tx_create(tx, indexing, rt, body, id).await?;
             Ok(written_entry(&written, options))
         }
         Verb::Put => {
             let (Some(id), Some(body)) = (&identity.id, resource) else {
                 return Err(ApiError::Internal("PUT entry without identity".into()));
             };
-            let written = service::tx_update(tx, &options.registry, rt, id, body, e.if_match, Method::Put).await?;
+            let written = service::tx_update(tx, indexing, rt, id, body, e.if_match, Method::Put).await?;
             Ok(written_entry(&written, options))
         }
         Verb::Patch => {

@@ -152,6 +152,8 @@ pub async fn load_registry(store: &dyn Store) -> ApiResult<(Arc<Registry>, Strin
     let fingerprint = format!("{INDEX_VERSION}:{:016x}", fnv(fingerprint.as_bytes()));
     let registry =
         if custom.is_empty() { fhir::search::standard_shared() } else { Arc::new(Registry::from_definitions(&custom)) };
+    // The store must know every parameter before anything is indexed with it.
+    store.register(&registry).await?;
     Ok((registry, fingerprint))
 }
 

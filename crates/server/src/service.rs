@@ -111,6 +111,36 @@ pub fn index_rows(registry: &Registry, resource: &Value) -> (Vec<IndexEntry>, Fu
     (fhir::search::index_resource(resource, registry), fhir::search::full_text(resource))
 }
 
+/// A resource's index values, computed ahead of the transaction so that the work happens before
+/// the store's write lock is taken (on SQLite only one writer runs at a time).
+#[derive(Debug, Clone)]
+pub struct Indexed {
+    pub entries: Vec<IndexEntry>,
+    pub text: FullText,
+}
+
+impl Indexed {
+    pub fn of(registry: &Registry, resource: &Value) -> Self {
+        let (entries, text) = index_rows(registry, resource);
+        Indexed { entries, text }
+    }
+}
+
+/// How a write gets its index values: computed from the body in the transaction, or ready.
+pub enum Indexing<'a> {
+    Compute(&'a Registry),
+    Ready(Indexed),
+}
+
+impl Indexing<'_> {
+    fn resolve(self, body: &Value) -> (Vec<IndexEntry>, FullText) {
+        match self {
+            Indexing::Compute(registry) => index_rows(registry, body),
+            Indexing::Ready(i) => (i.entries, i.text),
+        }
+    }
+}
+
 /// Puts `id` right after `resourceType` and drops the server-managed meta fields, which the store
 /// sets for the new version.
 pub fn prepare_body(body: Value, id: &str) -> Value {
@@ -192,13 +222,13 @@ where
 /// concurrent transaction created it first: the caller retries and then sees it.
 pub async fn tx_create(
     tx: &mut dyn Transaction,
-    registry: &Registry,
+    indexing: Indexing<'_>,
     resource_type: &str,
     body: Value,
     id: &str,
 ) -> ApiResult<Written> {
     let body = prepare_body(body, id);
-    let (index, text) = index_rows(registry, &body);
+    let (index, text) = indexing.resolve(&body);
     let version = tx
         .write(NewVersion {
             resource_type: resource_type.to_owned(),
@@ -227,7 +257,7 @@ fn lost_race(error: StoreError, if_match: Option<i64>) -> StoreError {
 /// server-managed meta creates no new version.
 pub async fn tx_update(
     tx: &mut dyn Transaction,
-    registry: &Registry,
+    indexing: Indexing<'_>,
     resource_type: &str,
     id: &str,
     body: Value,
@@ -244,7 +274,7 @@ pub async fn tx_update(
         return Ok(Written { version: cur.clone(), created: false });
     }
     let created = current.as_ref().is_none_or(ResourceVersion::is_deleted);
-    let (index, text) = index_rows(registry, &body);
+    let (index, text) = indexing.resolve(&body);
     let version = tx
         .write(NewVersion {
             resource_type: resource_type.to_owned(),
@@ -314,7 +344,7 @@ pub async fn tx_patch(
         ]));
     }
     check_resource(&patched, resource_type)?;
-    tx_update(tx, registry, resource_type, id, patched, None, Method::Patch).await
+    tx_update(tx, Indexing::Compute(registry), resource_type, id, patched, None, Method::Patch).await
 }
 
 fn apply_json_patch(stored: &str, patch: &Value) -> ApiResult<Value> {
@@ -388,18 +418,20 @@ pub async fn create(
 ) -> ApiResult<Written> {
     check_resource(body, resource_type)?;
     let criteria = if_none_exist.map(|q| parse_criteria(&ctx.registry, resource_type, q)).transpose()?;
+    let indexed = Indexed::of(&ctx.registry, body);
     with_retry(|| async {
         let mut tx = ctx.store.begin(ctx.tenant).await?;
         if let Some(criteria) = &criteria
             && let Some(id) = tx_find_one(&mut *tx, resource_type, criteria, "If-None-Exist").await?
         {
             let existing = tx
-                .read(resource_type, &id)
+                .read_shared(resource_type, &id)
                 .await?
                 .ok_or_else(|| ApiError::Internal(format!("{resource_type}/{id} vanished")))?;
             return Ok(Written { version: existing, created: false });
         }
-        let written = tx_create(&mut *tx, &ctx.registry, resource_type, body.clone(), &new_id()).await?;
+        let written =
+            tx_create(&mut *tx, Indexing::Ready(indexed.clone()), resource_type, body.clone(), &new_id()).await?;
         tx.commit().await?;
         Ok(written)
     })
@@ -429,10 +461,11 @@ pub async fn update(
         Some(_) => {}
     }
     check_resource(body, resource_type)?;
+    let indexed = Indexed::of(&ctx.registry, body);
     with_retry(|| async {
         let mut tx = ctx.store.begin(ctx.tenant).await?;
-        let written =
-            tx_update(&mut *tx, &ctx.registry, resource_type, id, body.clone(), if_match, Method::Put).await?;
+        let ready = Indexing::Ready(indexed.clone());
+        let written = tx_update(&mut *tx, ready, resource_type, id, body.clone(), if_match, Method::Put).await?;
         tx.commit().await?;
         Ok(written)
     })
@@ -448,6 +481,7 @@ pub async fn conditional_update(
 ) -> ApiResult<Written> {
     let criteria = parse_criteria(&ctx.registry, resource_type, query)?;
     check_resource(body, resource_type)?;
+    let indexed = Indexed::of(&ctx.registry, body);
     let body_id = body.get("id").and_then(Value::as_str);
     with_retry(|| async {
         let mut tx = ctx.store.begin(ctx.tenant).await?;
@@ -465,8 +499,8 @@ pub async fn conditional_update(
             }
             None => body_id.map_or_else(new_id, str::to_owned),
         };
-        let written =
-            tx_update(&mut *tx, &ctx.registry, resource_type, &id, body.clone(), if_match, Method::Put).await?;
+        let ready = Indexing::Ready(indexed.clone());
+        let written = tx_update(&mut *tx, ready, resource_type, &id, body.clone(), if_match, Method::Put).await?;
         tx.commit().await?;
         Ok(written)
     })

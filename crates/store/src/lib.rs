@@ -14,6 +14,7 @@ use serde_json::Value;
 
 mod common;
 mod error;
+mod keys;
 pub mod postgres;
 mod search;
 pub mod sqlite;
@@ -194,6 +195,10 @@ pub trait Store: Send + Sync + 'static {
     /// resource written since keeps the rows of that write). One transaction.
     async fn reindex(&self, batch: Vec<Reindexed>) -> Result<()>;
 
+    /// Makes the store ready to index with `registry`'s parameters (it keys index rows by
+    /// them). The standard parameters are registered when the store opens.
+    async fn register(&self, registry: &fhir::search::Registry) -> Result<()>;
+
     /// A setting kept in the database (index version, job progress).
     async fn setting(&self, name: &str) -> Result<Option<String>>;
 
@@ -208,6 +213,11 @@ pub trait Store: Send + Sync + 'static {
 #[async_trait]
 pub trait Transaction: Send {
     async fn read(&mut self, resource_type: &str, id: &str) -> Result<Option<ResourceVersion>>;
+
+    /// Reads without locking, for a caller that will not write the resource (a conditional
+    /// create that found it): concurrent transactions that only look at a shared resource (the
+    /// Organization every patient Bundle names) then do not queue behind each other.
+    async fn read_shared(&mut self, resource_type: &str, id: &str) -> Result<Option<ResourceVersion>>;
 
     /// Ids of current (not deleted) resources of a type that pass every filter, at most
     /// `limit`, in write order (as of the start of the transaction for others' writes).

@@ -5,6 +5,8 @@
 //! version. Races that only the database can settle (two creates of one new id, serialization
 //! failures, deadlocks) surface as [`StoreError::Retry`].
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use deadpool_postgres::{Config, ManagerConfig, Object, Pool, PoolConfig, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
@@ -15,6 +17,7 @@ use fhir::search::query::Filter;
 use fhir::search::{FullText, IndexEntry, IndexValue};
 
 use crate::common::{self, Migration, Param};
+use crate::keys::Keys;
 use crate::search::{self, Dialect, KeyType, KeyValue, Runner, Sql};
 use crate::{
     HistoryQuery, NewVersion, Reindexed, ResourceVersion, Result, SearchPage, SearchQuery, Store, StoreError, Stored,
@@ -31,6 +34,35 @@ const MIGRATION_LOCK: i64 = 0x1a50_0001;
 
 pub struct PostgresStore {
     pool: Pool,
+    keys: Arc<Keys>,
+    growth: Arc<Growth>,
+}
+
+/// Versions written since the store opened, to refresh the planner's statistics while a
+/// database grows from empty. Without them PostgreSQL cannot tell its indexes apart on a young
+/// table and may read a resource by id through `(tenant, resource_type, …)` with a filter,
+/// scanning every resource of the type (seen: imports at a quarter of their speed until
+/// autovacuum's first ANALYZE, a minute or more in). Autovacuum keeps them fresh afterwards.
+#[derive(Default)]
+struct Growth {
+    written: std::sync::atomic::AtomicU64,
+}
+
+impl Growth {
+    /// Counts `n` writes; true when the count crossed one of 256, 1,024, 4,096… (up to a few
+    /// million), when an ANALYZE is worth its cost.
+    fn add(&self, n: u64) -> bool {
+        let before = self.written.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        let after = before + n;
+        let mut threshold = 256u64;
+        while threshold <= 4_194_304 {
+            if before < threshold && after >= threshold {
+                return true;
+            }
+            threshold *= 4;
+        }
+        false
+    }
 }
 
 fn db_err(e: tokio_postgres::Error) -> StoreError {
@@ -62,8 +94,9 @@ impl PostgresStore {
         let pool = cfg
             .create_pool(Some(Runtime::Tokio1), NoTls)
             .map_err(|e| StoreError::Config(format!("bad PostgreSQL URL: {e}")))?;
-        let store = PostgresStore { pool };
+        let store = PostgresStore { pool, keys: Arc::new(Keys::default()), growth: Arc::new(Growth::default()) };
         store.migrate().await?;
+        store.register(fhir::search::standard()).await?;
         Ok(store)
     }
 
@@ -211,6 +244,10 @@ impl Runner for Pooled<'_> {
         Dialect::Postgres
     }
 
+    fn keys(&self) -> &Keys {
+        &self.0.keys
+    }
+
     async fn rows(&self, sql: &Sql, types: &[KeyType]) -> Result<Vec<Vec<KeyValue>>> {
         let client = self.0.client().await?;
         query_rows(&client, sql, types).await
@@ -218,12 +255,16 @@ impl Runner for Pooled<'_> {
 }
 
 /// Searches inside a transaction.
-struct InTransaction<'a>(&'a Object);
+struct InTransaction<'a>(&'a Object, &'a Keys);
 
 #[async_trait]
 impl Runner for InTransaction<'_> {
     fn dialect(&self) -> Dialect {
         Dialect::Postgres
+    }
+
+    fn keys(&self) -> &Keys {
+        self.1
     }
 
     async fn rows(&self, sql: &Sql, types: &[KeyType]) -> Result<Vec<Vec<KeyValue>>> {
@@ -254,7 +295,7 @@ impl PendingIndex {
         self.clear.is_empty() && self.items.is_empty()
     }
 
-    async fn flush(&mut self, client: &Object) -> Result<()> {
+    async fn flush(&mut self, client: &Object, keys: &Keys) -> Result<()> {
         if self.is_empty() {
             return Ok(());
         }
@@ -273,7 +314,7 @@ impl PendingIndex {
         }
         let items = std::mem::take(&mut self.items);
         self.clear.clear();
-        write_rows(client, &items).await
+        write_rows(client, keys, &items).await
     }
 }
 
@@ -281,27 +322,28 @@ impl PendingIndex {
 #[derive(Default)]
 struct Columns {
     tenant: Vec<String>,
-    rt: Vec<String>,
-    param: Vec<String>,
+    pid: Vec<i64>,
     rid: Vec<i64>,
 }
 
 impl Columns {
-    fn push(&mut self, tenant: &str, rt: &str, param: &str, rid: i64) {
+    fn push(&mut self, tenant: &str, pid: i64, rid: i64) {
         self.tenant.push(tenant.to_owned());
-        self.rt.push(rt.to_owned());
-        self.param.push(param.to_owned());
+        self.pid.push(pid);
         self.rid.push(rid);
     }
 }
 
-async fn write_rows(client: &Object, items: &[Pending]) -> Result<()> {
+async fn write_rows(client: &Object, keys: &Keys, items: &[Pending]) -> Result<()> {
     type Texts = Vec<Option<String>>;
     type Reals = Vec<Option<f64>>;
     let (mut sc, mut s_norm, mut s_exact) = (Columns::default(), Vec::<String>::new(), Vec::<String>::new());
-    let (mut tc, mut t_sys, mut t_code, mut t_text) = (Columns::default(), Texts::new(), Texts::new(), Texts::new());
+    // Token and reference parts are '' when absent, as on SQLite.
+    type Strings = Vec<String>;
+    let (mut tc, mut t_sys, mut t_code, mut t_text) =
+        (Columns::default(), Strings::new(), Strings::new(), Strings::new());
     let (mut rc, mut r_tt, mut r_ti, mut r_v, mut r_u) =
-        (Columns::default(), Texts::new(), Texts::new(), Texts::new(), Texts::new());
+        (Columns::default(), Strings::new(), Strings::new(), Strings::new(), Strings::new());
     let (mut dc, mut d_low, mut d_high) = (Columns::default(), Vec::<i64>::new(), Vec::<i64>::new());
     let (mut nc, mut n_v) = (Columns::default(), Vec::<f64>::new());
     let (mut qc, mut q_low, mut q_high) = (Columns::default(), Vec::<f64>::new(), Vec::<f64>::new());
@@ -311,42 +353,44 @@ async fn write_rows(client: &Object, items: &[Pending]) -> Result<()> {
     let mut cc = Columns::default();
     let mut c_text: [Texts; 9] = Default::default();
     let mut c_real: [Reals; 12] = Default::default();
-    let (mut x_tenant, mut x_rt, mut x_n, mut x_c, mut x_rid) =
-        (Vec::<String>::new(), Vec::<String>::new(), Vec::<String>::new(), Vec::<String>::new(), Vec::<i64>::new());
+    let (mut x_tenant, mut x_n, mut x_c, mut x_rid) =
+        (Vec::<String>::new(), Vec::<String>::new(), Vec::<String>::new(), Vec::<i64>::new());
     for item in items {
         let (tenant, rt, rid) = (item.tenant.as_str(), item.resource_type.as_str(), item.rid);
         for e in &item.index {
-            let p = e.param.as_str();
+            let p = keys.pid(rt, &e.param).ok_or_else(|| {
+                StoreError::Query(format!("the search parameter {rt}.{} is not registered with the store", e.param))
+            })?;
             match &e.value {
                 IndexValue::String { normalized, exact } => {
-                    sc.push(tenant, rt, p, rid);
+                    sc.push(tenant, p, rid);
                     s_norm.push(normalized.clone());
                     s_exact.push(exact.clone());
                 }
                 IndexValue::Token { system, code, text } => {
-                    tc.push(tenant, rt, p, rid);
-                    t_sys.push(system.clone());
-                    t_code.push(code.clone());
-                    t_text.push(text.clone());
+                    tc.push(tenant, p, rid);
+                    t_sys.push(system.clone().unwrap_or_default());
+                    t_code.push(code.clone().unwrap_or_default());
+                    t_text.push(text.clone().unwrap_or_default());
                 }
                 IndexValue::Reference { target_type, target_id, version, url } => {
-                    rc.push(tenant, rt, p, rid);
-                    r_tt.push(target_type.clone());
-                    r_ti.push(target_id.clone());
-                    r_v.push(version.clone());
-                    r_u.push(url.clone());
+                    rc.push(tenant, p, rid);
+                    r_tt.push(target_type.clone().unwrap_or_default());
+                    r_ti.push(target_id.clone().unwrap_or_default());
+                    r_v.push(version.clone().unwrap_or_default());
+                    r_u.push(url.clone().unwrap_or_default());
                 }
                 IndexValue::Date { low, high } => {
-                    dc.push(tenant, rt, p, rid);
+                    dc.push(tenant, p, rid);
                     d_low.push(*low);
                     d_high.push(*high);
                 }
                 IndexValue::Number { value } => {
-                    nc.push(tenant, rt, p, rid);
+                    nc.push(tenant, p, rid);
                     n_v.push(*value);
                 }
                 IndexValue::Quantity { low, high, system, code, unit, canonical } => {
-                    qc.push(tenant, rt, p, rid);
+                    qc.push(tenant, p, rid);
                     q_low.push(*low);
                     q_high.push(*high);
                     q_sys.push(system.clone());
@@ -357,11 +401,11 @@ async fn write_rows(client: &Object, items: &[Pending]) -> Result<()> {
                     q_key.push(canonical.as_ref().map(|c| c.2.clone()));
                 }
                 IndexValue::Uri { uri } => {
-                    uc.push(tenant, rt, p, rid);
+                    uc.push(tenant, p, rid);
                     u_uri.push(uri.clone());
                 }
                 IndexValue::Composite { parts } => {
-                    cc.push(tenant, rt, p, rid);
+                    cc.push(tenant, p, rid);
                     for (k, part) in search::composite_parts(parts).into_iter().enumerate() {
                         c_text[k * 3].push(part.system);
                         c_text[k * 3 + 1].push(part.code);
@@ -378,7 +422,6 @@ async fn write_rows(client: &Object, items: &[Pending]) -> Result<()> {
             && !(t.narrative.is_empty() && t.content.is_empty())
         {
             x_tenant.push(tenant.to_owned());
-            x_rt.push(rt.to_owned());
             x_n.push(t.narrative.clone());
             x_c.push(t.content.clone());
             x_rid.push(rid);
@@ -389,58 +432,60 @@ async fn write_rows(client: &Object, items: &[Pending]) -> Result<()> {
         client.execute(&stmt, params).await.map_err(db_err)?;
         Ok(())
     }
-    const HEAD: &str = "$1::text[], $2::text[], $3::text[], $4::int8[]";
+    const HEAD: &str = "$1::text[], $2::int8[], $3::int8[]";
     if !sc.rid.is_empty() {
-        run(client, &format!("INSERT INTO idx_string (tenant, resource_type, param, rid, normalized, exact) SELECT * FROM UNNEST({HEAD}, $5::text[], $6::text[])"),
-            &[&sc.tenant, &sc.rt, &sc.param, &sc.rid, &s_norm, &s_exact]).await?;
+        run(client, &format!("INSERT INTO idx_string (tenant, pid, rid, normalized, exact) SELECT * FROM UNNEST({HEAD}, $4::text[], $5::text[])"),
+            &[&sc.tenant, &sc.pid, &sc.rid, &s_norm, &s_exact]).await?;
     }
     if !tc.rid.is_empty() {
-        run(client, &format!("INSERT INTO idx_token (tenant, resource_type, param, rid, system, code, text) SELECT * FROM UNNEST({HEAD}, $5::text[], $6::text[], $7::text[])"),
-            &[&tc.tenant, &tc.rt, &tc.param, &tc.rid, &t_sys, &t_code, &t_text]).await?;
+        run(client, &format!("INSERT INTO idx_token (tenant, pid, rid, system, code, text) SELECT * FROM UNNEST({HEAD}, $4::text[], $5::text[], $6::text[])"),
+            &[&tc.tenant, &tc.pid, &tc.rid, &t_sys, &t_code, &t_text]).await?;
     }
     if !rc.rid.is_empty() {
-        run(client, &format!("INSERT INTO idx_reference (tenant, resource_type, param, rid, target_type, target_id, version, url) SELECT * FROM UNNEST({HEAD}, $5::text[], $6::text[], $7::text[], $8::text[])"),
-            &[&rc.tenant, &rc.rt, &rc.param, &rc.rid, &r_tt, &r_ti, &r_v, &r_u]).await?;
+        run(client, &format!("INSERT INTO idx_reference (tenant, pid, rid, target_type, target_id, version, url) SELECT * FROM UNNEST({HEAD}, $4::text[], $5::text[], $6::text[], $7::text[])"),
+            &[&rc.tenant, &rc.pid, &rc.rid, &r_tt, &r_ti, &r_v, &r_u]).await?;
     }
     if !dc.rid.is_empty() {
-        run(client, &format!("INSERT INTO idx_date (tenant, resource_type, param, rid, low, high) SELECT * FROM UNNEST({HEAD}, $5::int8[], $6::int8[])"),
-            &[&dc.tenant, &dc.rt, &dc.param, &dc.rid, &d_low, &d_high]).await?;
+        run(client, &format!("INSERT INTO idx_date (tenant, pid, rid, low, high) SELECT * FROM UNNEST({HEAD}, $4::int8[], $5::int8[])"),
+            &[&dc.tenant, &dc.pid, &dc.rid, &d_low, &d_high]).await?;
     }
     if !nc.rid.is_empty() {
-        run(client, &format!("INSERT INTO idx_number (tenant, resource_type, param, rid, value) SELECT * FROM UNNEST({HEAD}, $5::float8[])"),
-            &[&nc.tenant, &nc.rt, &nc.param, &nc.rid, &n_v]).await?;
+        run(
+            client,
+            &format!("INSERT INTO idx_number (tenant, pid, rid, value) SELECT * FROM UNNEST({HEAD}, $4::float8[])"),
+            &[&nc.tenant, &nc.pid, &nc.rid, &n_v],
+        )
+        .await?;
     }
     if !qc.rid.is_empty() {
-        run(client, &format!("INSERT INTO idx_quantity (tenant, resource_type, param, rid, low, high, system, code, unit, canonical_low, canonical_high, canonical_key) SELECT * FROM UNNEST({HEAD}, $5::float8[], $6::float8[], $7::text[], $8::text[], $9::text[], $10::float8[], $11::float8[], $12::text[])"),
-            &[&qc.tenant, &qc.rt, &qc.param, &qc.rid, &q_low, &q_high, &q_sys, &q_code, &q_unit, &q_cl, &q_ch, &q_key]).await?;
+        run(client, &format!("INSERT INTO idx_quantity (tenant, pid, rid, low, high, system, code, unit, canonical_low, canonical_high, canonical_key) SELECT * FROM UNNEST({HEAD}, $4::float8[], $5::float8[], $6::text[], $7::text[], $8::text[], $9::float8[], $10::float8[], $11::text[])"),
+            &[&qc.tenant, &qc.pid, &qc.rid, &q_low, &q_high, &q_sys, &q_code, &q_unit, &q_cl, &q_ch, &q_key]).await?;
     }
     if !uc.rid.is_empty() {
         run(
             client,
-            &format!(
-                "INSERT INTO idx_uri (tenant, resource_type, param, rid, uri) SELECT * FROM UNNEST({HEAD}, $5::text[])"
-            ),
-            &[&uc.tenant, &uc.rt, &uc.param, &uc.rid, &u_uri],
+            &format!("INSERT INTO idx_uri (tenant, pid, rid, uri) SELECT * FROM UNNEST({HEAD}, $4::text[])"),
+            &[&uc.tenant, &uc.pid, &uc.rid, &u_uri],
         )
         .await?;
     }
     if !cc.rid.is_empty() {
         let [t0, t1, t2, t3, t4, t5, t6, t7, t8] = &c_text;
         let [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11] = &c_real;
-        run(client, &format!("INSERT INTO idx_composite (tenant, resource_type, param, rid, \
+        run(client, &format!("INSERT INTO idx_composite (tenant, pid, rid, \
             p1_system, p1_code, p1_key, p2_system, p2_code, p2_key, p3_system, p3_code, p3_key, \
             p1_low, p1_high, p1_canonical_low, p1_canonical_high, p2_low, p2_high, p2_canonical_low, p2_canonical_high, \
             p3_low, p3_high, p3_canonical_low, p3_canonical_high) SELECT * FROM UNNEST({HEAD}, \
-            $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], \
-            $14::float8[], $15::float8[], $16::float8[], $17::float8[], $18::float8[], $19::float8[], $20::float8[], \
-            $21::float8[], $22::float8[], $23::float8[], $24::float8[], $25::float8[])"),
-            &[&cc.tenant, &cc.rt, &cc.param, &cc.rid, t0, t1, t2, t3, t4, t5, t6, t7, t8,
+            $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], \
+            $13::float8[], $14::float8[], $15::float8[], $16::float8[], $17::float8[], $18::float8[], $19::float8[], \
+            $20::float8[], $21::float8[], $22::float8[], $23::float8[], $24::float8[])"),
+            &[&cc.tenant, &cc.pid, &cc.rid, t0, t1, t2, t3, t4, t5, t6, t7, t8,
               f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11]).await?;
     }
     if !x_rid.is_empty() {
-        run(client, "INSERT INTO idx_text (tenant, resource_type, narrative, content, rid) \
-            SELECT t, rt, to_tsvector('simple', n), to_tsvector('simple', c), r FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[]) AS u(t, rt, n, c, r)",
-            &[&x_tenant, &x_rt, &x_n, &x_c, &x_rid]).await?;
+        run(client, "INSERT INTO idx_text (tenant, narrative, content, rid) \
+            SELECT t, to_tsvector('simple', n), to_tsvector('simple', c), r FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[]) AS u(t, n, c, r)",
+            &[&x_tenant, &x_n, &x_c, &x_rid]).await?;
     }
     Ok(())
 }
@@ -525,6 +570,9 @@ impl Store for PostgresStore {
             client: Some(client),
             tenant: tenant.to_owned(),
             pending: PendingIndex::default(),
+            keys: self.keys.clone(),
+            growth: self.growth.clone(),
+            written: 0,
         }))
     }
 
@@ -566,7 +614,7 @@ impl Store for PostgresStore {
                     text: r.text,
                 });
             }
-            pending.flush(&client).await?;
+            pending.flush(&client, &self.keys).await?;
             client.batch_execute("COMMIT").await.map_err(db_err)
         }
         .await;
@@ -574,6 +622,43 @@ impl Store for PostgresStore {
             let _ = client.batch_execute("ROLLBACK").await;
         }
         done
+    }
+
+    async fn register(&self, registry: &fhir::search::Registry) -> Result<()> {
+        let client = self.client().await?;
+        let missing = self.keys.missing(registry);
+        if !missing.is_empty() {
+            let (rts, rest): (Vec<String>, Vec<(String, String)>) =
+                missing.into_iter().map(|(rt, p, k)| (rt, (p, k))).unzip();
+            let (params, kinds): (Vec<String>, Vec<String>) = rest.into_iter().unzip();
+            let stmt = client
+                .prepare_cached(
+                    "INSERT INTO search_keys (resource_type, param, kind)
+                     SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[])
+                     ON CONFLICT (resource_type, param) DO NOTHING",
+                )
+                .await
+                .map_err(db_err)?;
+            client.execute(&stmt, &[&rts, &params, &kinds]).await.map_err(db_err)?;
+        }
+        let stmt =
+            client.prepare_cached("SELECT pid, resource_type, param, kind FROM search_keys").await.map_err(db_err)?;
+        let rows = client
+            .query(&stmt, &[])
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get::<_, i64>(0).map_err(db_err)?,
+                    r.try_get::<_, String>(1).map_err(db_err)?,
+                    r.try_get::<_, String>(2).map_err(db_err)?,
+                    r.try_get::<_, String>(3).map_err(db_err)?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.keys.load(rows);
+        Ok(())
     }
 
     async fn setting(&self, name: &str) -> Result<Option<String>> {
@@ -601,6 +686,9 @@ pub struct PgTransaction {
     client: Option<Object>,
     tenant: String,
     pending: PendingIndex,
+    keys: Arc<Keys>,
+    growth: Arc<Growth>,
+    written: u64,
 }
 
 impl Drop for PgTransaction {
@@ -633,10 +721,14 @@ impl Transaction for PgTransaction {
         read_current(self.client()?, &self.tenant, resource_type, id, true).await
     }
 
+    async fn read_shared(&mut self, resource_type: &str, id: &str) -> Result<Option<ResourceVersion>> {
+        read_current(self.client()?, &self.tenant, resource_type, id, false).await
+    }
+
     async fn find(&mut self, resource_type: &str, filters: &[Filter], limit: usize) -> Result<Vec<String>> {
         let client = self.client.as_ref().ok_or_else(|| StoreError::Database("the transaction has ended".into()))?;
-        self.pending.flush(client).await?;
-        search::find(&InTransaction(client), &self.tenant, resource_type, filters, limit).await
+        self.pending.flush(client, &self.keys).await?;
+        search::find(&InTransaction(client, &self.keys), &self.tenant, resource_type, filters, limit).await
     }
 
     async fn write(&mut self, new: NewVersion) -> Result<ResourceVersion> {
@@ -692,6 +784,7 @@ impl Transaction for PgTransaction {
         let row =
             client.query_one(&upsert, &[&tenant, &rt, &id, &version, &body.is_none(), &now]).await.map_err(db_err)?;
         let rid: i64 = row.try_get(0).map_err(db_err)?;
+        self.written += 1;
         if current.is_some() {
             self.pending.clear.push(rid);
         }
@@ -717,16 +810,39 @@ impl Transaction for PgTransaction {
 
     async fn commit(mut self: Box<Self>) -> Result<()> {
         let client = self.client.take().ok_or_else(|| StoreError::Database("the transaction has ended".into()))?;
-        if let Err(e) = self.pending.flush(&client).await {
+        if let Err(e) = self.pending.flush(&client, &self.keys).await {
             let _ = client.batch_execute("ROLLBACK").await;
             return Err(e);
         }
         match client.batch_execute("COMMIT").await {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                if self.growth.add(self.written) {
+                    // Off the request's path; the connection returns to the pool when done.
+                    tokio::spawn(async move {
+                        if let Err(e) = client.batch_execute("ANALYZE resources, versions").await {
+                            tracing::warn!(error = %e, "refreshing the planner statistics failed");
+                        }
+                    });
+                }
+                Ok(())
+            }
             Err(e) => {
                 let _ = client.batch_execute("ROLLBACK").await;
                 Err(db_err(e))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn statistics_refresh_at_growing_steps() {
+        let g = super::Growth::default();
+        assert!(!g.add(255));
+        assert!(g.add(1), "256");
+        assert!(!g.add(700));
+        assert!(g.add(100), "1,024");
+        assert!(g.add(10_000), "4,096 and 16,384 at once count as one");
     }
 }

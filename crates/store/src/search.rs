@@ -12,6 +12,7 @@ use fhir::search::{IndexValue, ParamKind};
 use serde_json::{Value, json};
 
 use crate::common::Param;
+use crate::keys::Keys;
 use crate::{Result, StoreError};
 
 /// The SQL dialects the builder writes.
@@ -73,13 +74,29 @@ struct Scope<'a> {
 pub(crate) struct Builder<'a> {
     pub dialect: Dialect,
     pub tenant: &'a str,
+    pub keys: &'a Keys,
     pub sql: Sql,
     depth: usize,
 }
 
+impl Sql {
+    /// `col = $k` for one key, `col IN (…)` for several, FALSE for none (an unknown parameter
+    /// matches nothing).
+    fn keys_in(&mut self, col: &str, pids: &[i64]) -> String {
+        match pids {
+            [] => "FALSE".to_owned(),
+            [one] => format!("{col} = {}", self.int(*one)),
+            many => {
+                let list = many.iter().map(|p| self.int(*p)).collect::<Vec<_>>().join(", ");
+                format!("{col} IN ({list})")
+            }
+        }
+    }
+}
+
 impl<'a> Builder<'a> {
-    pub fn new(dialect: Dialect, tenant: &'a str) -> Self {
-        Builder { dialect, tenant, sql: Sql::default(), depth: 0 }
+    pub fn new(dialect: Dialect, tenant: &'a str, keys: &'a Keys) -> Self {
+        Builder { dialect, tenant, keys, sql: Sql::default(), depth: 0 }
     }
 
     /// Live resources of the type (or types) that pass every filter.
@@ -116,17 +133,13 @@ impl<'a> Builder<'a> {
         s
     }
 
-    /// `tenant = … AND resource_type = … AND param = …` on an index table aliased `x`.
+    /// `tenant = … AND pid = …` on an index table aliased `x`: the parameter's rows for the
+    /// scope's type (or types).
     fn index_head(&mut self, scope: &Scope<'_>, param: &str) -> String {
         let tenant = self.sql.text(self.tenant);
-        let param = self.sql.text(param);
-        match scope.resource_type {
-            Some(rt) => {
-                let rt = self.sql.text(rt);
-                format!("x.tenant = {tenant} AND x.resource_type = {rt} AND x.param = {param}")
-            }
-            None => format!("x.tenant = {tenant} AND x.param = {param}"),
-        }
+        let pids = self.keys.pids(scope.resource_type, scope.types, param);
+        let keys = self.sql.keys_in("x.pid", &pids);
+        format!("x.tenant = {tenant} AND {keys}")
     }
 
     fn filter(&mut self, scope: &Scope<'_>, filter: &Filter) -> Result<String> {
@@ -202,22 +215,20 @@ impl<'a> Builder<'a> {
                     Some(id) => format!(" AND x.target_id = {}", self.sql.text(id)),
                     None => String::new(),
                 };
-                let mut pairs = Vec::new();
+                let mut pids = Vec::new();
                 for (rt, params) in members {
                     if scope.resource_type.is_some_and(|t| t != rt) {
                         continue;
                     }
-                    let rt = self.sql.text(rt);
-                    let list = params.iter().map(|p| self.sql.text(p)).collect::<Vec<_>>().join(", ");
-                    pairs.push(format!("(x.resource_type = {rt} AND x.param IN ({list}))"));
+                    pids.extend(params.iter().filter_map(|p| self.keys.pid(rt, p)));
                 }
-                let members_sql = if pairs.is_empty() {
+                let members_sql = if pids.is_empty() {
                     "FALSE".to_owned()
                 } else {
+                    let keys = self.sql.keys_in("x.pid", &pids);
                     format!(
                         "{a}.rid IN (SELECT x.rid FROM idx_reference x WHERE x.tenant = {tenant} AND x.target_type = {ot}{owner} \
-                         AND ({}))",
-                        pairs.join(" OR ")
+                         AND {keys})"
                     )
                 };
                 if *include_owner {
@@ -266,10 +277,12 @@ impl<'a> Builder<'a> {
             Builtin::List(ids) => {
                 let tenant = self.sql.text(self.tenant);
                 let list = ids.iter().map(|id| self.sql.text(id)).collect::<Vec<_>>().join(", ");
+                let item: Vec<i64> = self.keys.pid("List", "item").into_iter().collect();
+                let keys = self.sql.keys_in("x.pid", &item);
                 format!(
                     "{a}.id IN (SELECT x.target_id FROM idx_reference x JOIN resources l ON l.rid = x.rid \
                      WHERE l.tenant = {tenant} AND l.resource_type = 'List' AND l.deleted = FALSE AND l.id IN ({list}) \
-                     AND x.param = 'item' AND x.target_type = {a}.resource_type)"
+                     AND {keys} AND x.target_type = {a}.resource_type)"
                 )
             }
             Builtin::Text { narrative, terms } => {
@@ -325,7 +338,9 @@ impl<'a> Builder<'a> {
                 }
                 match system {
                     TokenSystem::Any => {}
-                    TokenSystem::None => parts.push(format!("{} IS NULL", c.system)),
+                    // Composite parts keep NULL for absent; the token table ''.
+                    TokenSystem::None if c.composite => parts.push(format!("{} IS NULL", c.system)),
+                    TokenSystem::None => parts.push(format!("{} = ''", c.system)),
                     TokenSystem::Is(s) => parts.push(format!("{} = {}", c.system, self.sql.text(s))),
                 }
                 if parts.is_empty() {
@@ -563,8 +578,15 @@ fn like_escape(s: &str) -> String {
     s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }
 
-/// The sort-key expression of a sort key, over the resource alias `r`.
-pub(crate) fn sort_expression(sql: &mut Sql, key: &SortKey) -> String {
+/// The sort-key expression of a sort key, over the resource alias `r` of a search on
+/// `resource_type` (or `types`).
+pub(crate) fn sort_expression(
+    sql: &mut Sql,
+    keys: &Keys,
+    resource_type: Option<&str>,
+    types: &[String],
+    key: &SortKey,
+) -> String {
     match key.param.as_str() {
         "_id" => "r.id".to_owned(),
         "_lastUpdated" => "r.last_updated".to_owned(),
@@ -572,18 +594,19 @@ pub(crate) fn sort_expression(sql: &mut Sql, key: &SortKey) -> String {
             let agg = if key.descending { "MAX" } else { "MIN" };
             let col = match (key.kind, key.descending) {
                 (ParamKind::String, _) => "x.normalized",
-                (ParamKind::Token, _) => "x.code",
+                (ParamKind::Token, _) => "NULLIF(x.code, '')",
                 (ParamKind::Date, false) => "x.low",
                 (ParamKind::Date, true) => "x.high",
                 (ParamKind::Number, _) => "x.value",
                 (ParamKind::Quantity, false) => "COALESCE(x.canonical_low, x.low)",
                 (ParamKind::Quantity, true) => "COALESCE(x.canonical_high, x.high)",
-                (ParamKind::Reference, _) => "COALESCE(x.target_id, x.url)",
+                (ParamKind::Reference, _) => "COALESCE(NULLIF(x.target_id, ''), NULLIF(x.url, ''))",
                 (ParamKind::Uri, _) => "x.uri",
                 _ => "NULL",
             };
-            let p = sql.text(code);
-            format!("(SELECT {agg}({col}) FROM {} x WHERE x.rid = r.rid AND x.param = {p})", table(key.kind))
+            let pids = keys.pids(resource_type, types, code);
+            let keys = sql.keys_in("x.pid", &pids);
+            format!("(SELECT {agg}({col}) FROM {} x WHERE x.rid = r.rid AND {keys})", table(key.kind))
         }
     }
 }
@@ -793,6 +816,9 @@ pub(crate) const INDEX_TABLES: &[&str] =
 pub(crate) trait Runner: Send + Sync {
     fn dialect(&self) -> Dialect;
 
+    /// The parameter keys of the store.
+    fn keys(&self) -> &Keys;
+
     /// Rows of the given column types; a NULL reads as [`KeyValue::Null`].
     async fn rows(&self, sql: &Sql, types: &[KeyType]) -> Result<Vec<Vec<KeyValue>>>;
 }
@@ -852,7 +878,7 @@ const MAX_ITERATE: usize = 3;
 pub(crate) async fn run(runner: &dyn Runner, tenant: &str, q: &crate::SearchQuery<'_>) -> Result<crate::SearchPage> {
     let mut page = crate::SearchPage::default();
     if q.total {
-        let mut b = Builder::new(runner.dialect(), tenant);
+        let mut b = Builder::new(runner.dialect(), tenant, runner.keys());
         let w = b.where_clause("r", q.resource_type, q.types, q.filters)?;
         b.sql.text = format!("SELECT COUNT(*) FROM resources r WHERE {w}");
         let rows = runner.rows(&b.sql, &[KeyType::Int]).await?;
@@ -862,10 +888,14 @@ pub(crate) async fn run(runner: &dyn Runner, tenant: &str, q: &crate::SearchQuer
         return Ok(page);
     }
     let cursor = q.cursor.map(|c| Cursor::decode(c, q.sort.len())).transpose()?;
-    let mut b = Builder::new(runner.dialect(), tenant);
+    let mut b = Builder::new(runner.dialect(), tenant, runner.keys());
     let w = b.where_clause("r", q.resource_type, q.types, q.filters)?;
-    let keys: Vec<String> =
-        q.sort.iter().enumerate().map(|(i, k)| format!("{} AS k{i}", sort_expression(&mut b.sql, k))).collect();
+    let keys: Vec<String> = q
+        .sort
+        .iter()
+        .enumerate()
+        .map(|(i, k)| format!("{} AS k{i}", sort_expression(&mut b.sql, b.keys, q.resource_type, q.types, k)))
+        .collect();
     let key_list = if keys.is_empty() { String::new() } else { format!(", {}", keys.join(", ")) };
     let outer_keys: String = (0..q.sort.len()).map(|i| format!(", q.k{i}")).collect();
     let reverse = cursor.as_ref().is_some_and(|c| c.backwards);
@@ -948,6 +978,16 @@ async fn includes(
     Ok(included)
 }
 
+/// The reference parameters an include follows; `None` for all (`*:*`).
+fn include_keys(keys: &Keys, inc: &fhir::search::query::Include) -> Option<Vec<i64>> {
+    match (inc.source_type.as_str(), inc.param.as_str()) {
+        ("*", "*") => None,
+        ("*", param) => Some(keys.pids(None, &[], param)),
+        (rt, "*") => Some(keys.of_kind(rt, ParamKind::Reference)),
+        (rt, param) => Some(keys.pid(rt, param).into_iter().collect()),
+    }
+}
+
 /// The resources that `sources` reference through an include's parameter.
 async fn include_targets(
     runner: &dyn Runner,
@@ -966,9 +1006,9 @@ async fn include_targets(
     let mut sql = Sql::default();
     let t = sql.text(tenant);
     let rids = relevant.iter().map(|r| sql.int(*r)).collect::<Vec<_>>().join(", ");
-    let mut cond = format!("x.tenant = {t} AND x.rid IN ({rids}) AND x.target_type IS NOT NULL");
-    if inc.param != "*" {
-        cond.push_str(&format!(" AND x.param = {}", sql.text(&inc.param)));
+    let mut cond = format!("x.tenant = {t} AND x.rid IN ({rids}) AND x.target_type <> ''");
+    if let Some(pids) = include_keys(runner.keys(), inc) {
+        cond.push_str(&format!(" AND {}", sql.keys_in("x.pid", &pids)));
     }
     if let Some(tt) = &inc.target_type {
         cond.push_str(&format!(" AND x.target_type = {}", sql.text(tt)));
@@ -1010,11 +1050,8 @@ async fn revinclude_sources(
         .collect::<Vec<_>>()
         .join(" OR ");
     let mut cond = format!("x.tenant = {t} AND ({pairs})");
-    if inc.source_type != "*" {
-        cond.push_str(&format!(" AND x.resource_type = {}", sql.text(&inc.source_type)));
-    }
-    if inc.param != "*" {
-        cond.push_str(&format!(" AND x.param = {}", sql.text(&inc.param)));
+    if let Some(pids) = include_keys(runner.keys(), inc) {
+        cond.push_str(&format!(" AND {}", sql.keys_in("x.pid", &pids)));
     }
     let t2 = sql.text(tenant);
     sql.text = format!(
@@ -1033,7 +1070,7 @@ pub(crate) async fn find(
     filters: &[Filter],
     limit: usize,
 ) -> Result<Vec<String>> {
-    let mut b = Builder::new(runner.dialect(), tenant);
+    let mut b = Builder::new(runner.dialect(), tenant, runner.keys());
     let w = b.where_clause("r", Some(resource_type), &[], filters)?;
     b.sql.text = format!("SELECT r.id FROM resources r WHERE {w} ORDER BY r.rid LIMIT {limit}");
     let rows = runner.rows(&b.sql, &[KeyType::Text]).await?;
@@ -1083,7 +1120,8 @@ mod tests {
 
     #[test]
     fn prefix_search_is_a_range() {
-        let mut b = Builder::new(Dialect::Sqlite, "t");
+        let keys = Keys::default();
+        let mut b = Builder::new(Dialect::Sqlite, "t", &keys);
         let s = b.prefix_range("x.normalized", "smi");
         assert_eq!(s, "(x.normalized >= $1 AND x.normalized < $2)");
         assert!(matches!(&b.sql.params[1], Param::Text(t) if t == "smj"));

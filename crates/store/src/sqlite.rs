@@ -19,6 +19,7 @@ use fhir::search::query::Filter;
 use fhir::search::{FullText, IndexEntry, IndexValue};
 
 use crate::common::{self, Migration, Param};
+use crate::keys::Keys;
 use crate::search::{self, Dialect, KeyType, KeyValue, Runner, Sql};
 use crate::{
     HistoryQuery, NewVersion, Reindexed, ResourceVersion, Result, SearchPage, SearchQuery, Store, StoreError, Stored,
@@ -34,6 +35,7 @@ const READERS: usize = 8;
 
 pub struct SqliteStore {
     writer: Arc<AsyncMutex<Connection>>,
+    keys: Arc<Keys>,
     readers: Vec<std::sync::Mutex<Connection>>,
     next_reader: AtomicUsize,
     path: PathBuf,
@@ -59,22 +61,29 @@ fn blocking<T>(work: impl FnOnce() -> T) -> T {
     }
 }
 
-fn open_connection(path: &Path) -> Result<Connection> {
+/// `cache_kib`: the page cache of the connection; the writer's is large, since every write
+/// walks the index B-trees.
+fn open_connection(path: &Path, cache_kib: u32) -> Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(|e| StoreError::Config(format!("cannot open {}: {e}", path.display())))?;
     // WAL with synchronous=NORMAL is durable against a crash of the process (kill -9): a
-    // committed transaction is in the WAL file before COMMIT returns.
-    conn.execute_batch(
+    // committed transaction is in the WAL file before COMMIT returns. Checkpoints every
+    // 20,000 pages (80 MB) rather than SQLite's 1,000: a page the index B-trees touch again and
+    // again is copied back to the database once per checkpoint, and with the default a tenth of
+    // import time went to checkpoints. Reads go through a memory map (no read syscalls).
+    conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = NORMAL;
          PRAGMA foreign_keys = ON;
          PRAGMA busy_timeout = 10000;
          PRAGMA temp_store = MEMORY;
-         PRAGMA cache_size = -32000;",
-    )
+         PRAGMA wal_autocheckpoint = 20000;
+         PRAGMA mmap_size = 8589934592;
+         PRAGMA cache_size = -{cache_kib};"
+    ))
     .map_err(db_err)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
@@ -88,11 +97,15 @@ impl SqliteStore {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::Config(format!("cannot create {}: {e}", dir.display())))?;
         }
-        let mut writer = open_connection(path)?;
+        let mut writer = open_connection(path, 262_144)?;
         migrate(&mut writer)?;
-        let readers = (0..READERS).map(|_| open_connection(path).map(std::sync::Mutex::new)).collect::<Result<_>>()?;
+        let readers =
+            (0..READERS).map(|_| open_connection(path, 32_768).map(std::sync::Mutex::new)).collect::<Result<_>>()?;
+        let keys = Arc::new(Keys::default());
+        register_sync(&writer, &keys, fhir::search::standard())?;
         Ok(SqliteStore {
             writer: Arc::new(AsyncMutex::new(writer)),
+            keys,
             readers,
             next_reader: AtomicUsize::new(0),
             path: path.to_owned(),
@@ -114,6 +127,37 @@ impl SqliteStore {
         let conn = self.readers[i].lock().map_err(|_| StoreError::Database("a read connection was poisoned".into()))?;
         work(&conn)
     }
+}
+
+/// Adds the registry's missing parameter keys and reloads the mirror.
+fn register_sync(conn: &Connection, keys: &Keys, registry: &fhir::search::Registry) -> Result<()> {
+    let missing = keys.missing(registry);
+    if !missing.is_empty() {
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(db_err)?;
+        let inserted = (|| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "INSERT INTO search_keys (resource_type, param, kind) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (resource_type, param) DO NOTHING",
+                )
+                .map_err(db_err)?;
+            for (rt, p, k) in &missing {
+                stmt.execute(params![rt, p, k]).map_err(db_err)?;
+            }
+            Ok(())
+        })();
+        let end = if inserted.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        conn.execute_batch(end).map_err(db_err)?;
+        inserted?;
+    }
+    let mut stmt = conn.prepare_cached("SELECT pid, resource_type, param, kind FROM search_keys").map_err(db_err)?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .map_err(db_err)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(db_err)?;
+    keys.load(rows);
+    Ok(())
 }
 
 fn migrate(conn: &mut Connection) -> Result<()> {
@@ -223,6 +267,10 @@ impl Runner for Readers<'_> {
         Dialect::Sqlite
     }
 
+    fn keys(&self) -> &Keys {
+        &self.0.keys
+    }
+
     async fn rows(&self, sql: &Sql, types: &[KeyType]) -> Result<Vec<Vec<KeyValue>>> {
         blocking(|| self.0.with_reader(|c| query_rows(c, sql, types)))
     }
@@ -230,12 +278,16 @@ impl Runner for Readers<'_> {
 
 /// Searches inside a transaction, on its connection. The mutex only makes the borrowed
 /// connection shareable for the trait; nothing else ever locks it.
-struct InTransaction<'a>(std::sync::Mutex<&'a mut Connection>);
+struct InTransaction<'a>(std::sync::Mutex<&'a mut Connection>, &'a Keys);
 
 #[async_trait]
 impl Runner for InTransaction<'_> {
     fn dialect(&self) -> Dialect {
         Dialect::Sqlite
+    }
+
+    fn keys(&self) -> &Keys {
+        self.1
     }
 
     async fn rows(&self, sql: &Sql, types: &[KeyType]) -> Result<Vec<Vec<KeyValue>>> {
@@ -251,78 +303,91 @@ fn clear_index(conn: &Connection, rid: i64) -> Result<()> {
             .and_then(|mut s| s.execute([rid]))
             .map_err(db_err)?;
     }
-    conn.prepare_cached("DELETE FROM idx_text WHERE rowid = ?1").and_then(|mut s| s.execute([rid])).map_err(db_err)?;
     Ok(())
 }
 
-/// Writes a resource's index rows and full text.
+fn unregistered(rt: &str, param: &str) -> StoreError {
+    StoreError::Query(format!("the search parameter {rt}.{param} is not registered with the store"))
+}
+
+/// Token and reference parts are stored as '' when absent (see the 0002 migration).
+fn or_empty(v: &Option<String>) -> &str {
+    v.as_deref().unwrap_or("")
+}
+
+/// Writes a resource's index rows (the full text goes through [`PendingText`]).
 fn insert_index(
     conn: &Connection,
+    keys: &Keys,
     tenant: &str,
     rt: &str,
     rid: i64,
     entries: &[IndexEntry],
-    text: Option<&FullText>,
 ) -> Result<()> {
     for e in entries {
-        let p = e.param.as_str();
+        let p = keys.pid(rt, &e.param).ok_or_else(|| unregistered(rt, &e.param))?;
         let written = match &e.value {
             IndexValue::String { normalized, exact } => conn
                 .prepare_cached(
-                    "INSERT INTO idx_string (tenant, resource_type, param, normalized, exact, rid)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    "INSERT INTO idx_string (tenant, pid, normalized, exact, rid)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
                 )
-                .and_then(|mut s| s.execute(params![tenant, rt, p, normalized, exact, rid])),
+                .and_then(|mut s| s.execute(params![tenant, p, normalized, exact, rid])),
             IndexValue::Token { system, code, text } => conn
                 .prepare_cached(
-                    "INSERT INTO idx_token (tenant, resource_type, param, system, code, text, rid)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    "INSERT INTO idx_token (tenant, pid, system, code, text, rid)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )
-                .and_then(|mut s| s.execute(params![tenant, rt, p, system, code, text, rid])),
+                .and_then(|mut s| s.execute(params![tenant, p, or_empty(system), or_empty(code), or_empty(text), rid])),
             IndexValue::Reference { target_type, target_id, version, url } => conn
                 .prepare_cached(
-                    "INSERT INTO idx_reference (tenant, resource_type, param, target_type, target_id, version, url, rid)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    "INSERT INTO idx_reference (tenant, pid, target_type, target_id, version, url, rid)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )
-                .and_then(|mut s| s.execute(params![tenant, rt, p, target_type, target_id, version, url, rid])),
+                .and_then(|mut s| {
+                    s.execute(params![
+                        tenant,
+                        p,
+                        or_empty(target_type),
+                        or_empty(target_id),
+                        or_empty(version),
+                        or_empty(url),
+                        rid
+                    ])
+                }),
             IndexValue::Date { low, high } => conn
-                .prepare_cached(
-                    "INSERT INTO idx_date (tenant, resource_type, param, low, high, rid) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )
-                .and_then(|mut s| s.execute(params![tenant, rt, p, low, high, rid])),
+                .prepare_cached("INSERT INTO idx_date (tenant, pid, low, high, rid) VALUES (?1, ?2, ?3, ?4, ?5)")
+                .and_then(|mut s| s.execute(params![tenant, p, low, high, rid])),
             IndexValue::Number { value } => conn
-                .prepare_cached(
-                    "INSERT INTO idx_number (tenant, resource_type, param, value, rid) VALUES (?1, ?2, ?3, ?4, ?5)",
-                )
-                .and_then(|mut s| s.execute(params![tenant, rt, p, value, rid])),
+                .prepare_cached("INSERT INTO idx_number (tenant, pid, value, rid) VALUES (?1, ?2, ?3, ?4)")
+                .and_then(|mut s| s.execute(params![tenant, p, value, rid])),
             IndexValue::Quantity { low, high, system, code, unit, canonical } => {
                 let (cl, ch, key) = match canonical {
                     Some((l, h, k)) => (Some(*l), Some(*h), Some(k.as_str())),
                     None => (None, None, None),
                 };
                 conn.prepare_cached(
-                    "INSERT INTO idx_quantity (tenant, resource_type, param, low, high, system, code, unit,
+                    "INSERT INTO idx_quantity (tenant, pid, low, high, system, code, unit,
                      canonical_low, canonical_high, canonical_key, rid)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 )
-                .and_then(|mut s| s.execute(params![tenant, rt, p, low, high, system, code, unit, cl, ch, key, rid]))
+                .and_then(|mut s| s.execute(params![tenant, p, low, high, system, code, unit, cl, ch, key, rid]))
             }
             IndexValue::Uri { uri } => conn
-                .prepare_cached("INSERT INTO idx_uri (tenant, resource_type, param, uri, rid) VALUES (?1, ?2, ?3, ?4, ?5)")
-                .and_then(|mut s| s.execute(params![tenant, rt, p, uri, rid])),
+                .prepare_cached("INSERT INTO idx_uri (tenant, pid, uri, rid) VALUES (?1, ?2, ?3, ?4)")
+                .and_then(|mut s| s.execute(params![tenant, p, uri, rid])),
             IndexValue::Composite { parts } => {
                 let [a, b, c] = search::composite_parts(parts);
                 conn.prepare_cached(
-                    "INSERT INTO idx_composite (tenant, resource_type, param,
+                    "INSERT INTO idx_composite (tenant, pid,
                      p1_system, p1_code, p1_low, p1_high, p1_canonical_low, p1_canonical_high, p1_key,
                      p2_system, p2_code, p2_low, p2_high, p2_canonical_low, p2_canonical_high, p2_key,
                      p3_system, p3_code, p3_low, p3_high, p3_canonical_low, p3_canonical_high, p3_key, rid)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                     ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)",
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
                 )
                 .and_then(|mut s| {
                     s.execute(params![
-                        tenant, rt, p,
+                        tenant, p,
                         a.system, a.code, a.low, a.high, a.canonical_low, a.canonical_high, a.key,
                         b.system, b.code, b.low, b.high, b.canonical_low, b.canonical_high, b.key,
                         c.system, c.code, c.low, c.high, c.canonical_low, c.canonical_high, c.key,
@@ -333,14 +398,55 @@ fn insert_index(
         };
         written.map_err(db_err)?;
     }
-    if let Some(t) = text
-        && !(t.narrative.is_empty() && t.content.is_empty())
-    {
-        conn.prepare_cached("INSERT INTO idx_text (rowid, narrative, content) VALUES (?1, ?2, ?3)")
-            .and_then(|mut s| s.execute(params![rid, t.narrative, t.content]))
-            .map_err(db_err)?;
-    }
     Ok(())
+}
+
+/// Full-text rows waiting for the end of the transaction. FTS5 writes out its pending terms at
+/// every statement boundary, so one row per statement leaves a heap of tiny segments to merge
+/// (a third of import time in perf); a transaction's rows go in a few multi-row statements.
+#[derive(Default)]
+struct PendingText {
+    clear: Vec<i64>,
+    rows: Vec<(i64, FullText)>,
+}
+
+impl PendingText {
+    fn add(&mut self, rid: i64, replace: bool, text: Option<FullText>) {
+        if replace {
+            self.clear.push(rid);
+            self.rows.retain(|(r, _)| *r != rid);
+        }
+        if let Some(t) = text
+            && !(t.narrative.is_empty() && t.content.is_empty())
+        {
+            self.rows.push((rid, t));
+        }
+    }
+
+    fn flush(&mut self, conn: &Connection) -> Result<()> {
+        for chunk in self.clear.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            conn.execute(&format!("DELETE FROM idx_text WHERE rowid IN ({marks})"), params_from_iter(chunk))
+                .map_err(db_err)?;
+        }
+        for chunk in self.rows.chunks(200) {
+            let marks = vec!["(?, ?, ?)"; chunk.len()].join(", ");
+            let values: Vec<SqlValue> = chunk
+                .iter()
+                .flat_map(|(rid, t)| {
+                    [SqlValue::Integer(*rid), SqlValue::Text(t.narrative.clone()), SqlValue::Text(t.content.clone())]
+                })
+                .collect();
+            conn.execute(
+                &format!("INSERT INTO idx_text (rowid, narrative, content) VALUES {marks}"),
+                params_from_iter(values),
+            )
+            .map_err(db_err)?;
+        }
+        self.clear.clear();
+        self.rows.clear();
+        Ok(())
+    }
 }
 
 /// SQLite numbers its placeholders `?n`; the shared SQL uses PostgreSQL's `$n`. Values are
@@ -427,7 +533,13 @@ impl Store for SqliteStore {
     async fn begin(&self, tenant: &str) -> Result<Box<dyn Transaction>> {
         let conn = self.writer.clone().lock_owned().await;
         blocking(|| conn.execute_batch("BEGIN IMMEDIATE")).map_err(db_err)?;
-        Ok(Box::new(SqliteTransaction { conn, tenant: tenant.to_owned(), open: true }))
+        Ok(Box::new(SqliteTransaction {
+            conn,
+            keys: self.keys.clone(),
+            tenant: tenant.to_owned(),
+            open: true,
+            text: PendingText::default(),
+        }))
     }
 
     async fn search(&self, tenant: &str, query: &SearchQuery<'_>) -> Result<SearchPage> {
@@ -440,9 +552,11 @@ impl Store for SqliteStore {
 
     async fn reindex(&self, batch: Vec<Reindexed>) -> Result<()> {
         let mut conn = self.writer.clone().lock_owned().await;
+        let keys = self.keys.clone();
         blocking(move || {
             let tx = conn.transaction().map_err(db_err)?;
-            for r in &batch {
+            let mut text = PendingText::default();
+            for r in batch {
                 let current: Option<i64> = tx
                     .prepare_cached("SELECT version FROM resources WHERE rid = ?1 AND deleted = FALSE")
                     .and_then(|mut s| s.query_row([r.rid], |row| row.get(0)).optional())
@@ -451,10 +565,17 @@ impl Store for SqliteStore {
                     continue;
                 }
                 clear_index(&tx, r.rid)?;
-                insert_index(&tx, &r.tenant, &r.resource_type, r.rid, &r.index, r.text.as_ref())?;
+                insert_index(&tx, &keys, &r.tenant, &r.resource_type, r.rid, &r.index)?;
+                text.add(r.rid, true, r.text);
             }
+            text.flush(&tx)?;
             tx.commit().map_err(db_err)
         })
+    }
+
+    async fn register(&self, registry: &fhir::search::Registry) -> Result<()> {
+        let conn = self.writer.clone().lock_owned().await;
+        blocking(|| register_sync(&conn, &self.keys, registry))
     }
 
     async fn setting(&self, name: &str) -> Result<Option<String>> {
@@ -480,8 +601,10 @@ impl Store for SqliteStore {
 
 pub struct SqliteTransaction {
     conn: OwnedMutexGuard<Connection>,
+    keys: Arc<Keys>,
     tenant: String,
     open: bool,
+    text: PendingText,
 }
 
 impl Drop for SqliteTransaction {
@@ -546,8 +669,9 @@ impl SqliteTransaction {
             clear_index(conn, rid)?;
         }
         if body.is_some() {
-            insert_index(conn, tenant, rt, rid, &new.index, new.text.as_ref())?;
+            insert_index(conn, &self.keys, tenant, rt, rid, &new.index)?;
         }
+        self.text.add(rid, current.is_some(), if body.is_some() { new.text } else { None });
         Ok(ResourceVersion {
             resource_type: new.resource_type,
             id: new.id,
@@ -566,9 +690,15 @@ impl Transaction for SqliteTransaction {
         read_current(&self.conn, &self.tenant, resource_type, id)
     }
 
+    /// The transaction holds the database's one write lock already.
+    async fn read_shared(&mut self, resource_type: &str, id: &str) -> Result<Option<ResourceVersion>> {
+        read_current(&self.conn, &self.tenant, resource_type, id)
+    }
+
     async fn find(&mut self, resource_type: &str, filters: &[Filter], limit: usize) -> Result<Vec<String>> {
+        blocking(|| self.text.flush(&self.conn))?;
         let tenant = self.tenant.clone();
-        let runner = InTransaction(std::sync::Mutex::new(&mut *self.conn));
+        let runner = InTransaction(std::sync::Mutex::new(&mut *self.conn), &self.keys);
         search::find(&runner, &tenant, resource_type, filters, limit).await
     }
 
@@ -577,7 +707,11 @@ impl Transaction for SqliteTransaction {
     }
 
     async fn commit(mut self: Box<Self>) -> Result<()> {
-        blocking(|| self.conn.execute_batch("COMMIT")).map_err(db_err)?;
+        blocking(|| {
+            let conn = &*self.conn;
+            self.text.flush(conn)?;
+            conn.execute_batch("COMMIT").map_err(db_err)
+        })?;
         self.open = false;
         Ok(())
     }

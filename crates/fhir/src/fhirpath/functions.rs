@@ -778,6 +778,13 @@ fn reference_type(reference: &str) -> Option<&'static str> {
     let path = reference.split(['?', '#']).next().unwrap_or(reference);
     let parts: Vec<&str> = path.split('/').collect();
     let defs = crate::definitions();
+    // A conditional reference (`Patient?identifier=…`, in transactions) names its type.
+    if let [only] = parts.as_slice()
+        && reference.contains('?')
+        && defs.is_resource_type(only)
+    {
+        return defs.type_def(only).map(|t| t.name.as_str());
+    }
     for i in (0..parts.len().saturating_sub(1)).rev() {
         if parts[i] == "_history" {
             continue;
@@ -1086,5 +1093,7 @@ mod tests {
         assert_eq!(reference_type("http://x.org/fhir/Observation/9/_history/2"), Some("Observation"));
         assert_eq!(reference_type("urn:uuid:1234"), None);
         assert_eq!(reference_type("#p1"), None);
+        assert_eq!(reference_type("Encounter?identifier=a|b"), Some("Encounter"));
+        assert_eq!(reference_type("Nonsense?x=1"), None);
     }
 }

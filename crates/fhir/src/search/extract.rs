@@ -20,14 +20,28 @@ const UCUM: &str = "http://unitsofmeasure.org";
 /// this resource (a FHIRPath execution error) contribute nothing: a write is not refused
 /// because one search parameter cannot be evaluated on it.
 pub fn index_resource(resource: &Value, registry: &Registry) -> Vec<IndexEntry> {
+    index_resource_resolving(resource, registry, None)
+}
+
+/// [`index_resource`], with `resolve()` finding referenced resources through `resolver` (a
+/// transaction's entries, by `fullUrl`), so that `subject.where(resolve() is Patient)` sees
+/// the type of a `urn:uuid:` target before the transaction rewrites the reference.
+pub fn index_resource_resolving<'a>(
+    resource: &'a Value,
+    registry: &Registry,
+    resolver: Option<&'a crate::fhirpath::Resolver<'a>>,
+) -> Vec<IndexEntry> {
     let Some(rt) = resource.get("resourceType").and_then(Value::as_str) else { return Vec::new() };
-    let ctx = Context::new(resource);
+    let mut ctx = Context::new(resource);
+    if let Some(r) = resolver {
+        ctx = ctx.with_resolver(r);
+    }
     let mut out = Vec::new();
     for param in registry.params(rt) {
         let Some(expression) = &param.expression else { continue };
         let Ok(items) = expression.evaluate(&ctx) else { continue };
         if param.kind == ParamKind::Composite {
-            composite(param, &items, resource, &mut out);
+            composite(param, &items, resource, resolver, &mut out);
             continue;
         }
         for item in &items {
@@ -40,6 +54,31 @@ pub fn index_resource(resource: &Value, registry: &Registry) -> Vec<IndexEntry> 
     }
     out.dedup();
     out
+}
+
+/// Rewrites the links in index values as a transaction rewrites them in the resource
+/// (`urn:uuid:…` and conditional references to `Type/id`), so that values computed before the
+/// rewrite equal those of the rewritten resource.
+pub fn remap_links(entries: &mut [IndexEntry], map: &dyn Fn(&str) -> Option<String>) {
+    fn remap(value: &mut IndexValue, map: &dyn Fn(&str) -> Option<String>) {
+        match value {
+            IndexValue::Reference { url: Some(u), version: None, .. } => {
+                if let Some(new) = map(u).and_then(|n| literal_reference_value(&n)) {
+                    *value = new;
+                }
+            }
+            IndexValue::Uri { uri } => {
+                if let Some(new) = map(uri) {
+                    *uri = new;
+                }
+            }
+            IndexValue::Composite { parts } => parts.iter_mut().for_each(|p| remap(p, map)),
+            _ => {}
+        }
+    }
+    for e in entries {
+        remap(&mut e.value, map);
+    }
 }
 
 fn push(out: &mut Vec<IndexEntry>, param: &str, value: IndexValue) {
@@ -248,11 +287,25 @@ fn references(code: &str, item: &Item<'_>, out: &mut Vec<IndexEntry>) {
     if type_name(item) != "Reference" {
         return;
     }
-    if let Some(v) = obj.get("reference").and_then(Value::as_str).and_then(reference_value) {
+    if let Some(v) = obj.get("reference").and_then(Value::as_str).and_then(literal_reference_value) {
         push(out, code, v);
     }
     if let Some(id) = obj.get("identifier") {
         identifier(&format!("{code}:identifier"), id, out);
+    }
+}
+
+/// A `Reference.reference`: like [`reference_value`], but a `|` is part of the URL (of a
+/// conditional reference's criteria, say), not a canonical's version.
+fn literal_reference_value(reference: &str) -> Option<IndexValue> {
+    match reference_value(reference)? {
+        IndexValue::Reference { url: Some(_), .. } => Some(IndexValue::Reference {
+            target_type: None,
+            target_id: None,
+            version: None,
+            url: Some(reference.to_owned()),
+        }),
+        v => Some(v),
     }
 }
 
@@ -503,9 +556,18 @@ fn quantity_value(low: f64, high: f64, system: Option<&str>, code: Option<&str>,
 
 /// Composite parameters: each element the expression finds yields the combinations of its
 /// components' values (search.html#composite: the components must match within one element).
-fn composite(param: &SearchParam, elements: &[Item<'_>], resource: &Value, out: &mut Vec<IndexEntry>) {
+fn composite<'a>(
+    param: &SearchParam,
+    elements: &[Item<'a>],
+    resource: &'a Value,
+    resolver: Option<&'a crate::fhirpath::Resolver<'a>>,
+    out: &mut Vec<IndexEntry>,
+) {
     for element in elements {
-        let focused = Context::new(resource).with_focus(vec![element.clone()]);
+        let mut focused = Context::new(resource).with_focus(vec![element.clone()]);
+        if let Some(r) = resolver {
+            focused = focused.with_resolver(r);
+        }
         let mut per_component: Vec<Vec<IndexValue>> = Vec::with_capacity(param.components.len());
         for component in &param.components {
             let Ok(items) = component.expression.evaluate(&focused) else { return };
@@ -659,6 +721,30 @@ mod tests {
         assert!(
             matches!(reference_value("Patient/1/_history/3"), Some(IndexValue::Reference { version: Some(v), .. }) if v == "3")
         );
+    }
+
+    #[test]
+    fn links_remap_like_the_resource() {
+        let obs = json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+            "subject": {"reference": "urn:uuid:1"}, "encounter": {"reference": "Encounter?identifier=a|b"}});
+        let mut entries = index_resource(&obs, standard());
+        let map = |u: &str| match u {
+            "urn:uuid:1" => Some("Patient/p1".to_owned()),
+            "Encounter?identifier=a|b" => Some("Encounter/e1".to_owned()),
+            _ => None,
+        };
+        remap_links(&mut entries, &map);
+        // `patient` is `subject.where(resolve() is Patient)`: the urn's type comes from the
+        // transaction's entries.
+        assert!(!entries.iter().any(|e| e.param == "patient"));
+        let patient = json!({"resourceType": "Patient"});
+        let resolver = |u: &str| (u == "urn:uuid:1").then_some(&patient);
+        let mut entries = index_resource_resolving(&obs, standard(), Some(&resolver));
+        remap_links(&mut entries, &map);
+        let mut rewritten = obs.clone();
+        rewritten["subject"]["reference"] = json!("Patient/p1");
+        rewritten["encounter"]["reference"] = json!("Encounter/e1");
+        assert_eq!(entries, index_resource(&rewritten, standard()));
     }
 
     #[test]

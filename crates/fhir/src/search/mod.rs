@@ -20,7 +20,7 @@ use serde_json::Value;
 use crate::fhirpath::{self, Expression};
 use crate::model::SearchParamDef;
 
-pub use extract::{date_range, index_resource};
+pub use extract::{date_range, index_resource, index_resource_resolving, remap_links};
 pub use matching::matches;
 
 /// The type of a search parameter (SearchParameter.type).
@@ -143,6 +143,37 @@ impl Registry {
     /// Every parameter of a resource type, sorted by code.
     pub fn params(&self, resource_type: &str) -> &[Arc<SearchParam>] {
         self.by_type.get(resource_type).map_or(&[], Vec::as_slice)
+    }
+
+    /// Every (resource type, row name, kind of row) index values may carry: each parameter's
+    /// code, and the rows behind `:identifier` (reference parameters, as tokens), `:of-type`
+    /// (token parameters) and `near`'s coordinates (numbers). The store keys its index rows by
+    /// these.
+    pub fn row_names(&self) -> Vec<(String, String, ParamKind)> {
+        let mut out = Vec::new();
+        let mut types: Vec<&String> = self.by_type.keys().collect();
+        types.sort();
+        for rt in types {
+            for p in self.params(rt) {
+                let code = p.code.as_str();
+                match p.kind {
+                    ParamKind::Reference => {
+                        out.push((rt.clone(), code.to_owned(), ParamKind::Reference));
+                        out.push((rt.clone(), format!("{code}:identifier"), ParamKind::Token));
+                    }
+                    ParamKind::Token => {
+                        out.push((rt.clone(), code.to_owned(), ParamKind::Token));
+                        out.push((rt.clone(), format!("{code}:of-type"), ParamKind::Token));
+                    }
+                    ParamKind::Special => {
+                        out.push((rt.clone(), format!("{code}:latitude"), ParamKind::Number));
+                        out.push((rt.clone(), format!("{code}:longitude"), ParamKind::Number));
+                    }
+                    kind => out.push((rt.clone(), code.to_owned(), kind)),
+                }
+            }
+        }
+        out
     }
 
     pub fn param(&self, resource_type: &str, code: &str) -> Option<&Arc<SearchParam>> {
