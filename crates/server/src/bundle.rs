@@ -19,6 +19,7 @@ use store::{Method, ResourceVersion, Store, Transaction};
 use crate::error::{ApiError, ApiResult};
 use crate::negotiate::PreferReturn;
 use crate::respond::{etag, instant, location};
+use crate::search::{self, Plan, Source};
 use crate::service::{self, Written};
 
 /// How to answer a Bundle.
@@ -71,6 +72,8 @@ enum Addr {
     Id(String),
     Version(String, i64),
     Criteria(String, Vec<Filter>),
+    /// A `GET` search, type level (`Observation?code=…`) or system level (`?_type=…`).
+    Search(Box<Plan>),
 }
 
 /// One parsed Bundle entry.
@@ -284,6 +287,34 @@ fn parse_entry(index: usize, raw: &Value, options: &BundleOptions) -> ApiResult<
     };
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let resource_type = segments.first().copied().unwrap_or_default().to_owned();
+    let search = |resource_type: Option<&str>| {
+        let params = search::pairs(query);
+        Plan::parse(
+            &options.registry,
+            &options.base_url,
+            resource_type,
+            resource_type.unwrap_or_default().to_owned(),
+            &params,
+            false,
+            Vec::new(),
+        )
+        .map_err(|e| at_url(e, &url_expr))
+    };
+    if resource_type.is_empty() && matches!(verb, Verb::Get) && query.is_some() {
+        let plan = search(None)?;
+        return Ok(Entry {
+            index,
+            full_url: None,
+            verb,
+            resource_type,
+            addr: Addr::Search(Box::new(plan)),
+            resource: None,
+            patch: None,
+            if_match: None,
+            if_none_exist: None,
+            indexed: None,
+        });
+    }
     if resource_type.is_empty() {
         return Err(ApiError::bad_request_at(format!("the request URL '{url}' names no resource type"), url_expr));
     }
@@ -292,6 +323,7 @@ fn parse_entry(index: usize, raw: &Value, options: &BundleOptions) -> ApiResult<
         ([_], Some(q)) if matches!(verb, Verb::Put | Verb::Delete | Verb::Patch) => {
             Addr::Criteria(q.to_owned(), service::parse_criteria(&options.registry, &resource_type, q)?)
         }
+        ([_], _) if matches!(verb, Verb::Get) => Addr::Search(Box::new(search(Some(&resource_type))?)),
         ([_], _) => Addr::Type,
         ([_, id], _) => {
             service::valid_id(id)?;
@@ -313,12 +345,13 @@ fn parse_entry(index: usize, raw: &Value, options: &BundleOptions) -> ApiResult<
     let shape_ok = match verb {
         Verb::Post => matches!(addr, Addr::Type),
         Verb::Put | Verb::Patch | Verb::Delete => matches!(addr, Addr::Id(_) | Addr::Criteria(..)),
-        Verb::Get | Verb::Head => matches!(addr, Addr::Id(_) | Addr::Version(..)),
+        Verb::Get => matches!(addr, Addr::Id(_) | Addr::Version(..) | Addr::Search(_)),
+        Verb::Head => matches!(addr, Addr::Id(_) | Addr::Version(..)),
     };
     if !shape_ok {
         return Err(ApiError::bad_request_at(
             format!(
-                "{method} {url} is not supported in a Bundle (GET supports read and vread; search comes with the search API)"
+                "{method} {url} is not supported in a Bundle (GET reads, vreads and searches at type or system level; HEAD reads)"
             ),
             url_expr,
         ));
@@ -484,6 +517,10 @@ async fn apply_transaction(
 }
 
 async fn run_batch_entry(store: &dyn Store, tenant: &str, entry: &Entry, options: &BundleOptions) -> ApiResult<Value> {
+    // A search alone needs no transaction (on SQLite that would take the write lock).
+    if let Addr::Search(plan) = &entry.addr {
+        return search_entry(plan, Source::Store(store), options).await;
+    }
     let mut tx = store.begin(tenant).await?;
     let identity = resolve_identity(&mut *tx, entry, options).await?;
     let mut resolved = HashMap::new();
@@ -543,7 +580,7 @@ async fn resolve_identity(tx: &mut dyn Transaction, e: &Entry, options: &BundleO
             };
             Identity { id, existing: None }
         }
-        (_, Addr::Type) => Identity::default(),
+        (_, Addr::Type | Addr::Search(_)) => Identity::default(),
     })
 }
 
@@ -692,6 +729,9 @@ async fn execute(
             Ok(written_entry(&written, options))
         }
         Verb::Get | Verb::Head => {
+            if let Addr::Search(plan) = &e.addr {
+                return search_entry(plan, Source::Transaction(tx), options).await;
+            }
             let version = match &e.addr {
                 Addr::Version(id, v) => store.vread(tenant, rt, id, *v).await.ok().flatten(),
                 Addr::Id(id) => tx.read(rt, id).await?,
@@ -711,6 +751,11 @@ async fn execute(
             })
         }
     }
+}
+
+async fn search_entry(plan: &Plan, source: Source<'_>, options: &BundleOptions) -> ApiResult<Value> {
+    let bundle = plan.run(source, &options.base_url).await?;
+    Ok(json!({"resource": bundle, "response": {"status": status_line(StatusCode::OK)}}))
 }
 
 fn status_line(status: StatusCode) -> String {
@@ -755,6 +800,17 @@ fn error_entry(error: &ApiError) -> Value {
 }
 
 /// Rewrites an error's issues so that their expressions point into the Bundle entry.
+/// A search URL's error, located at the entry's `request.url`.
+fn at_url(error: ApiError, url_expr: &str) -> ApiError {
+    let status = error.status();
+    let issues = error
+        .issues()
+        .into_iter()
+        .map(|issue| if issue.expression.is_empty() { issue.at(url_expr) } else { issue })
+        .collect();
+    ApiError::Entry { status, issues }
+}
+
 fn at_entry(error: ApiError, index: usize) -> ApiError {
     if matches!(error, ApiError::Entry { .. } | ApiError::Store(_) | ApiError::Internal(_)) {
         return error;

@@ -28,7 +28,7 @@ pub const MAX_COUNT: usize = 1000;
 const MAX_FORM_BYTES: usize = 1024 * 1024;
 
 /// Decoded query parameters, in order.
-fn pairs(query: Option<&str>) -> Vec<(String, String)> {
+pub(crate) fn pairs(query: Option<&str>) -> Vec<(String, String)> {
     form_urlencoded::parse(query.unwrap_or("").as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
 }
 
@@ -65,7 +65,8 @@ fn lenient(headers: &HeaderMap) -> bool {
 }
 
 /// What a search answers and where its links point.
-struct Plan {
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
     /// The path below the base for links (`Patient`, `Patient/1/Observation`, `` for system).
     path: String,
     request: SearchRequest,
@@ -254,33 +255,64 @@ async fn search(
     extra: Vec<Filter>,
 ) -> ApiResult<Response> {
     let registry = app.registry();
-    let parser = Parser { registry: &registry, base_url: base, lenient: lenient(headers) };
-    let request = parser.parse(resource_type, &params).map_err(query_error)?;
-    respond_page(app, negotiated, base, Plan { path, request, extra }).await
+    let plan = Plan::parse(&registry, base, resource_type, path, &params, lenient(headers), extra)?;
+    respond_page(app, negotiated, base, plan).await
 }
 
 async fn respond_page(app: &AppState, negotiated: &Negotiated, base: &str, plan: Plan) -> ApiResult<Response> {
-    let request = &plan.request;
-    let count = match request.summary {
-        Some(Summary::Count) => 0,
-        _ => request.count.unwrap_or(DEFAULT_COUNT).min(MAX_COUNT),
-    };
-    let mut filters = plan.extra.clone();
-    filters.extend(request.filters.iter().cloned());
-    let query = SearchQuery {
-        resource_type: request.resource_type.as_deref(),
-        types: &request.types,
-        filters: &filters,
-        sort: &request.sort,
-        count,
-        cursor: request.cursor.as_deref(),
-        total: request.total != Some(Total::None),
-        include: &request.include,
-        revinclude: &request.revinclude,
-    };
-    let page = app.store.search(DEFAULT_TENANT, &query).await?;
-    let bundle = searchset(base, &plan, &page)?;
+    let bundle = plan.run(Source::Store(app.store.as_ref()), base).await?;
     Ok(respond::json(negotiated, StatusCode::OK, &bundle))
+}
+
+/// Where a search runs: on the store, or inside a transaction (a transaction Bundle's `GET`
+/// entries see its writes).
+pub(crate) enum Source<'a> {
+    Store(&'a dyn store::Store),
+    Transaction(&'a mut dyn store::Transaction),
+}
+
+impl Plan {
+    /// A search of `[base]/{path}?{params}`; `resource_type` is `None` at system level.
+    pub(crate) fn parse(
+        registry: &fhir::search::Registry,
+        base: &str,
+        resource_type: Option<&str>,
+        path: String,
+        params: &[(String, String)],
+        lenient: bool,
+        extra: Vec<Filter>,
+    ) -> ApiResult<Plan> {
+        let parser = Parser { registry, base_url: base, lenient };
+        let request = parser.parse(resource_type, params).map_err(query_error)?;
+        Ok(Plan { path, request, extra })
+    }
+
+    /// Runs the search and answers its `searchset` Bundle.
+    pub(crate) async fn run(&self, source: Source<'_>, base: &str) -> ApiResult<Value> {
+        let request = &self.request;
+        let count = match request.summary {
+            Some(Summary::Count) => 0,
+            _ => request.count.unwrap_or(DEFAULT_COUNT).min(MAX_COUNT),
+        };
+        let mut filters = self.extra.clone();
+        filters.extend(request.filters.iter().cloned());
+        let query = SearchQuery {
+            resource_type: request.resource_type.as_deref(),
+            types: &request.types,
+            filters: &filters,
+            sort: &request.sort,
+            count,
+            cursor: request.cursor.as_deref(),
+            total: request.total != Some(Total::None),
+            include: &request.include,
+            revinclude: &request.revinclude,
+        };
+        let page = match source {
+            Source::Store(store) => store.search(DEFAULT_TENANT, &query).await?,
+            Source::Transaction(tx) => tx.search(&query).await?,
+        };
+        searchset(base, self, &page)
+    }
 }
 
 fn link(base: &str, plan: &Plan, cursor: Option<&str>) -> String {

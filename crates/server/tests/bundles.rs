@@ -15,6 +15,7 @@ on_both_stores!(
     transaction_processing_order_and_reads,
     transaction_rejects_duplicate_identities,
     batch_entries_are_independent,
+    search_entries_in_batch_and_transaction,
     synthea_sets_load_in_order,
 );
 
@@ -205,6 +206,64 @@ async fn batch_entries_are_independent(s: TestServer) {
     assert_eq!(resp["entry"][2]["response"]["status"], "404 Not Found");
     assert_eq!(resp["entry"][3]["response"]["status"], "400 Bad Request");
     assert_eq!(total(&s).await, 1);
+}
+
+async fn search_entries_in_batch_and_transaction(s: TestServer) {
+    for family in ["Searchable", "Searchable", "Other"] {
+        let r = s.post("Patient", &json!({"resourceType": "Patient", "name": [{"family": family}]})).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    }
+    let b = bundle(
+        "batch",
+        vec![
+            json!({"request": {"method": "GET", "url": "Patient?family=searchable&_count=1"}}),
+            json!({"request": {"method": "GET", "url": "?_type=Patient&_summary=count"}}),
+            json!({"request": {"method": "GET", "url": "Patient?nonsense=1"}}),
+            json!({"request": {"method": "GET", "url": "Patient"}}),
+        ],
+    );
+    let r = s.post("", &b).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let resp = r.json();
+    let first = &resp["entry"][0];
+    assert_eq!(first["response"]["status"], "200 OK");
+    assert_eq!(first["resource"]["type"], "searchset");
+    assert_eq!(first["resource"]["total"], 2);
+    assert_eq!(first["resource"]["entry"].as_array().map(Vec::len), Some(1));
+    let next = first["resource"]["link"].as_array().expect("links").iter().find(|l| l["relation"] == "next");
+    let next = next.and_then(|l| l["url"].as_str()).expect("a next link");
+    assert_eq!(s.get(next).await.json()["entry"].as_array().map(Vec::len), Some(1));
+    assert_eq!(resp["entry"][1]["resource"]["total"], 3);
+    assert_eq!(resp["entry"][2]["response"]["status"], "400 Bad Request");
+    assert!(resp["entry"][2]["response"]["outcome"].to_string().contains("Bundle.entry[2].request.url"));
+    assert_eq!(resp["entry"][3]["resource"]["total"], 3);
+
+    // In a transaction the searches run after the writes and see them; a bad search URL fails
+    // the whole transaction before anything is written.
+    let b = bundle(
+        "transaction",
+        vec![
+            json!({"request": {"method": "GET", "url": "Patient?family=searchable"}}),
+            post(
+                "urn:uuid:33333333-3333-4333-8333-333333333333",
+                json!({"resourceType": "Patient", "name": [{"family": "Searchable"}]}),
+            ),
+        ],
+    );
+    let r = s.post("", &b).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json()["entry"][0]["resource"]["total"], 3);
+    let b = bundle(
+        "transaction",
+        vec![
+            post("urn:uuid:44444444-4444-4444-8444-444444444444", json!({"resourceType": "Patient"})),
+            json!({"request": {"method": "GET", "url": "Patient?birthdate=notadate"}}),
+        ],
+    );
+    let r = s.post("", &b).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    r.assert_outcome_at("Bundle.entry[1].request.url");
+    assert_eq!(s.get("Patient?_summary=count").await.json()["total"], 4);
 }
 
 fn synthea(set: &str) -> PathBuf {

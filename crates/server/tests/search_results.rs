@@ -365,7 +365,7 @@ async fn seed_everything(s: &TestServer) {
 
 /// GETs an $everything URL (relative to the base, or absolute) and checks the Bundle.
 async fn everything(s: &TestServer, path_or_url: &str) -> Value {
-    let url = if path_or_url.starts_with("http") { path_or_url.to_owned() } else { s.url(path_or_url) };
+    let url = s.url(path_or_url);
     let r = get_url(s, &url, &[]).await;
     assert_eq!(r.status, StatusCode::OK, "{url}: {}", r.text);
     let b = r.json();

@@ -223,6 +223,10 @@ pub trait Transaction: Send {
     /// `limit`, in write order (as of the start of the transaction for others' writes).
     async fn find(&mut self, resource_type: &str, filters: &[Filter], limit: usize) -> Result<Vec<String>>;
 
+    /// A search seeing the transaction's own writes (the `GET` entries of a transaction Bundle
+    /// run after its writes).
+    async fn search(&mut self, query: &SearchQuery<'_>) -> Result<SearchPage>;
+
     /// Writes a new version and its index rows (replacing the previous version's rows).
     async fn write(&mut self, version: NewVersion) -> Result<ResourceVersion>;
 

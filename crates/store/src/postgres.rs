@@ -731,6 +731,12 @@ impl Transaction for PgTransaction {
         search::find(&InTransaction(client, &self.keys), &self.tenant, resource_type, filters, limit).await
     }
 
+    async fn search(&mut self, query: &SearchQuery<'_>) -> Result<SearchPage> {
+        let client = self.client.as_ref().ok_or_else(|| StoreError::Database("the transaction has ended".into()))?;
+        self.pending.flush(client, &self.keys).await?;
+        search::run(&InTransaction(client, &self.keys), &self.tenant, query).await
+    }
+
     async fn write(&mut self, new: NewVersion) -> Result<ResourceVersion> {
         let tenant = self.tenant.clone();
         let client = self.client()?;

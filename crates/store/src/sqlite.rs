@@ -702,6 +702,13 @@ impl Transaction for SqliteTransaction {
         search::find(&runner, &tenant, resource_type, filters, limit).await
     }
 
+    async fn search(&mut self, query: &SearchQuery<'_>) -> Result<SearchPage> {
+        blocking(|| self.text.flush(&self.conn))?;
+        let tenant = self.tenant.clone();
+        let runner = InTransaction(std::sync::Mutex::new(&mut *self.conn), &self.keys);
+        search::run(&runner, &tenant, query).await
+    }
+
     async fn write(&mut self, version: NewVersion) -> Result<ResourceVersion> {
         blocking(|| self.write_sync(version))
     }

@@ -1,6 +1,7 @@
 //! `bench`: the benchmark driver behind `scripts/bench.sh`. It loads a folder of transaction and
 //! batch Bundles into any FHIR server over HTTP (so Iaso and a peer server are fed the same way)
-//! and writes a sample of the created resources' `Type/id` for the read benchmark.
+//! and writes a sample of the created resources' `Type/id` for the read benchmark; for the
+//! search benchmark it writes the query mix from a loaded server's patients and probes it.
 //!
 //! Files named `00-…` (the shared hospital and practitioner Bundles that `loadgen` writes first)
 //! are posted one at a time before the others, since patient Bundles refer to them; the rest go
@@ -42,6 +43,26 @@ enum Command {
         #[arg(long, default_value_t = 20_000)]
         targets: usize,
     },
+    /// Write the search benchmark's query mix for a loaded server, from its own patients (ids
+    /// differ between servers): one file per query kind, one path below the base a line.
+    Queries {
+        #[arg(long)]
+        base: String,
+        #[arg(long)]
+        out: PathBuf,
+        /// Patients to draw values from.
+        #[arg(long, default_value_t = 200)]
+        sample: usize,
+    },
+    /// Ask the first queries of a mix file once each and report statuses and matches as JSON.
+    Probe {
+        #[arg(long)]
+        base: String,
+        #[arg(long)]
+        file: PathBuf,
+        #[arg(long, default_value_t = 5)]
+        n: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -57,6 +78,8 @@ fn main() -> ExitCode {
         Command::Load { base, dir, concurrency, targets_out, targets } => {
             runtime.block_on(load(&base, &dir, concurrency.max(1), targets_out.as_deref(), targets))
         }
+        Command::Queries { base, out, sample } => runtime.block_on(queries(&base, &out, sample)),
+        Command::Probe { base, file, n } => runtime.block_on(probe(&base, &file, n)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -139,6 +162,141 @@ async fn load(
             "ok": ok,
             "seconds": (seconds * 100.0).round() / 100.0,
             "resources_per_second": (ok as f64 / seconds).round(),
+        })
+    );
+    Ok(())
+}
+
+/// LOINC codes every Synthea generation records: body weight (all patients), glucose (about a
+/// third, so `_has` selects).
+const WEIGHT: &str = "http://loinc.org|29463-7";
+const GLUCOSE: &str = "http://loinc.org|2339-0";
+
+/// The query mix of the search benchmark (issue 4), by name.
+fn mix(p: &SamplePatient) -> Vec<(&'static str, String)> {
+    let family = form_urlencoded_value(&p.family);
+    vec![
+        ("name", format!("Patient?name={family}")),
+        ("birthdate-gender", format!("Patient?birthdate=ge{}&gender={}", p.birth_year, p.gender)),
+        ("obs-patient-code-date", format!("Observation?patient={}&code={WEIGHT}&date=ge2000-01-01", p.id)),
+        ("obs-code-value", format!("Observation?code={WEIGHT}&value-quantity=gt{}", 60 + p.birth_year % 50)),
+        ("encounter-chained", format!("Encounter?patient.name={family}")),
+        ("patient-has", format!("Patient?_has:Observation:patient:code={GLUCOSE}&gender={}", p.gender)),
+        ("medreq-include", format!("MedicationRequest?patient={}&_include=MedicationRequest:medication", p.id)),
+        ("everything", format!("Patient/{}/$everything", p.id)),
+        ("obs-code-count", format!("Observation?code={WEIGHT}&_summary=count")),
+    ]
+}
+
+fn form_urlencoded_value(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+struct SamplePatient {
+    id: String,
+    family: String,
+    gender: String,
+    birth_year: i64,
+}
+
+async fn get_json(client: &reqwest::Client, url: &str) -> Result<(u16, Value), String> {
+    let response =
+        client.get(url).header("accept", "application/fhir+json").send().await.map_err(|e| format!("{url}: {e}"))?;
+    let status = response.status().as_u16();
+    let body = response.json().await.unwrap_or(Value::Null);
+    Ok((status, body))
+}
+
+fn next_link(page: &Value) -> Option<&str> {
+    page.get("link")?.as_array()?.iter().find(|l| l["relation"] == "next")?["url"].as_str()
+}
+
+/// Draws the sample from every patient of the server, ordered by name, birth date and gender,
+/// so that two servers loaded with the same data are asked about the same patients.
+async fn queries(base: &str, out: &Path, sample: usize) -> Result<(), String> {
+    let client = reqwest::Client::new();
+    let mut patients = Vec::new();
+    let mut url = format!("{}/Patient?_count=500", base.trim_end_matches('/'));
+    loop {
+        let (status, page) = get_json(&client, &url).await?;
+        if status != 200 {
+            return Err(format!("{url}: HTTP {status}"));
+        }
+        for e in page.get("entry").and_then(Value::as_array).into_iter().flatten() {
+            let r = &e["resource"];
+            let (Some(id), Some(family), Some(gender), Some(birth)) = (
+                r["id"].as_str(),
+                r.pointer("/name/0/family").and_then(Value::as_str),
+                r["gender"].as_str(),
+                r["birthDate"].as_str(),
+            ) else {
+                continue;
+            };
+            let given = r.pointer("/name/0/given/0").and_then(Value::as_str).unwrap_or_default();
+            let birth_year = birth.get(..4).and_then(|y| y.parse().ok()).unwrap_or(1970);
+            let key = format!("{family}|{given}|{birth}|{gender}");
+            patients
+                .push((key, SamplePatient { id: id.into(), family: family.into(), gender: gender.into(), birth_year }));
+        }
+        match next_link(&page) {
+            Some(n) => url = n.to_owned(),
+            None => break,
+        }
+    }
+    if patients.is_empty() {
+        return Err("the server returned no patients to build queries from".into());
+    }
+    patients.sort_by(|a, b| a.0.cmp(&b.0));
+    let step = (patients.len() / sample.max(1)).max(1);
+    let chosen: Vec<&SamplePatient> = patients.iter().step_by(step).take(sample).map(|(_, p)| p).collect();
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let mut files: std::collections::BTreeMap<&str, Vec<String>> = std::collections::BTreeMap::new();
+    for p in &chosen {
+        for (name, q) in mix(p) {
+            files.entry(name).or_default().push(q);
+        }
+    }
+    for (name, lines) in files {
+        let path = out.join(format!("{name}.txt"));
+        std::fs::write(&path, lines.join("\n") + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    println!("{}", json!({"patients": patients.len(), "sample": chosen.len()}));
+    Ok(())
+}
+
+/// Asks the first `n` queries of a mix file once each: the HTTP statuses and the mean number
+/// of matches (`total`, else the `match` entries of the first page), so a server that refuses
+/// or ignores a query is seen before its speed is.
+async fn probe(base: &str, file: &Path, n: usize) -> Result<(), String> {
+    let client = reqwest::Client::new();
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    let (mut asked, mut matches) = (0usize, 0u64);
+    for line in text.lines().filter(|l| !l.is_empty()).take(n) {
+        let url = format!("{}/{line}", base.trim_end_matches('/'));
+        let (status, body) = get_json(&client, &url).await?;
+        *statuses.entry(status).or_default() += 1;
+        asked += 1;
+        let found = body.get("total").and_then(Value::as_u64).unwrap_or_else(|| {
+            body.get("entry").and_then(Value::as_array).map_or(0, |es| {
+                es.iter().filter(|e| e.pointer("/search/mode") != Some(&json!("include"))).count() as u64
+            })
+        });
+        matches += found;
+    }
+    let ok = statuses.get(&200).copied().unwrap_or(0);
+    println!(
+        "{}",
+        json!({
+            "asked": asked,
+            "ok": ok,
+            "statuses": statuses.iter().map(|(s, c)| format!("{s}x{c}")).collect::<Vec<_>>().join(" "),
+            "mean_matches": if asked > 0 { matches as f64 / asked as f64 } else { 0.0 },
         })
     );
     Ok(())

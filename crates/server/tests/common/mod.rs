@@ -64,7 +64,11 @@ impl Reply {
 }
 
 impl TestServer {
+    /// The URL of a path below the base; an absolute URL (a link the server wrote) as it is.
     pub fn url(&self, path: &str) -> String {
+        if path.starts_with("http://") || path.starts_with("https://") {
+            return path.to_owned();
+        }
         if path.is_empty() { self.base.clone() } else { format!("{}/{}", self.base, path.trim_start_matches('/')) }
     }
 
