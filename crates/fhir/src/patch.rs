@@ -306,17 +306,23 @@ impl Operation {
             }
             e => self.fail(format!("the path '{}' could not be evaluated: {e}", path.text())),
         })?;
-        items
+        let mut nodes = Vec::with_capacity(items.len());
+        for item in &items {
+            let Item::Node(node) = item else {
+                return Err(self.fail(format!(
+                    "the path '{}' selects a computed {} value, not an element of the resource",
+                    path.text(),
+                    item.type_name()
+                )));
+            };
+            nodes.push(*node);
+        }
+        let locations = fhirpath::locate_all(doc, &nodes);
+        nodes
             .iter()
-            .map(|item| {
-                let Item::Node(node) = item else {
-                    return Err(self.fail(format!(
-                        "the path '{}' selects a computed {} value, not an element of the resource",
-                        path.text(),
-                        item.type_name()
-                    )));
-                };
-                let location = fhirpath::locate(doc, node).ok_or_else(|| {
+            .zip(locations)
+            .map(|(node, location)| {
+                let location = location.ok_or_else(|| {
                     self.fail(format!(
                         "the path '{}' selects something outside the resource being patched (resolve() may only reach contained resources)",
                         path.text()

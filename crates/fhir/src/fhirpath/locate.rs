@@ -2,9 +2,11 @@
 //! selected (FHIRPath Patch).
 //!
 //! Evaluation records no paths: nodes borrow the input, so a node's place is found afterwards
-//! by looking for its address in the tree. That costs one walk per located node, paid only by
-//! the callers that need it, rather than a path carried by every item of every evaluation
+//! by looking for its address in the tree. That costs one walk of the input, paid only by the
+//! callers that need it, rather than a path carried by every item of every evaluation
 //! (indexing evaluates millions of them).
+
+use std::collections::HashMap;
 
 use serde_json::Value;
 
@@ -49,54 +51,88 @@ impl Location {
 /// Finds where `node` lives inside `root`; `None` when it is not part of it (a computed value,
 /// or a node of another resource).
 pub fn locate(root: &Value, node: &Node<'_>) -> Option<Location> {
-    let (target, extras) = match (node.value, node.extra) {
-        (Some(v), _) => (v, false),
-        (None, Some(x)) => (x, true),
-        (None, None) => return None,
-    };
-    if std::ptr::eq(root, target) {
-        return Some(Location::Root);
-    }
-    let mut steps = Vec::new();
-    if !find(root, target, &mut steps) {
-        return None;
-    }
-    let index = match steps.last() {
-        Some(Step::Index(i)) => {
-            let i = *i;
-            steps.pop();
-            Some(i)
-        }
-        _ => None,
-    };
-    let Some(Step::Key(key)) = steps.pop() else { return None };
-    let name = if extras { key.strip_prefix('_')?.to_owned() } else { key };
-    Some(Location::Element { parent: steps, name, index })
+    locate_all(root, &[*node]).pop().flatten()
 }
 
-fn find(value: &Value, target: &Value, steps: &mut Vec<Step>) -> bool {
-    match value {
-        Value::Object(map) => {
-            for (k, v) in map {
-                steps.push(Step::Key(k.clone()));
-                if std::ptr::eq(v, target) || find(v, target, steps) {
-                    return true;
-                }
-                steps.pop();
-            }
-            false
+/// [`locate`] for several nodes in one walk of `root`, so that placing every node a path
+/// selects costs one pass over the resource however many there are.
+pub fn locate_all(root: &Value, nodes: &[Node<'_>]) -> Vec<Option<Location>> {
+    let mut found = vec![None; nodes.len()];
+    // By address: the nodes whose JSON is there, and whether that JSON is their `_name` object.
+    let mut wanted: HashMap<*const Value, Vec<(usize, bool)>> = HashMap::new();
+    for (i, node) in nodes.iter().enumerate() {
+        let target = match (node.value, node.extra) {
+            (Some(v), _) => (v, false),
+            (None, Some(x)) => (x, true),
+            (None, None) => continue,
+        };
+        if std::ptr::eq(root, target.0) {
+            found[i] = Some(Location::Root);
+        } else {
+            wanted.entry(std::ptr::from_ref(target.0)).or_default().push((i, target.1));
         }
-        Value::Array(items) => {
-            for (i, v) in items.iter().enumerate() {
-                steps.push(Step::Index(i));
-                if std::ptr::eq(v, target) || find(v, target, steps) {
-                    return true;
+    }
+    if !wanted.is_empty() {
+        let mut walk = Walk { wanted: &mut wanted, found: &mut found, steps: Vec::new() };
+        walk.visit(root);
+    }
+    found
+}
+
+struct Walk<'w> {
+    wanted: &'w mut HashMap<*const Value, Vec<(usize, bool)>>,
+    found: &'w mut Vec<Option<Location>>,
+    steps: Vec<Step>,
+}
+
+impl Walk<'_> {
+    fn visit(&mut self, value: &Value) {
+        match value {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    self.steps.push(Step::Key(k.clone()));
+                    self.check(v);
+                    self.visit(v);
+                    self.steps.pop();
+                    if self.wanted.is_empty() {
+                        return;
+                    }
                 }
-                steps.pop();
             }
-            false
+            Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    self.steps.push(Step::Index(i));
+                    self.check(v);
+                    self.visit(v);
+                    self.steps.pop();
+                    if self.wanted.is_empty() {
+                        return;
+                    }
+                }
+            }
+            _ => {}
         }
-        _ => false,
+    }
+
+    /// Records the location of the nodes whose JSON is `value`, reached by `self.steps`.
+    fn check(&mut self, value: &Value) {
+        let Some(nodes) = self.wanted.remove(&std::ptr::from_ref(value)) else { return };
+        let mut parent = self.steps.clone();
+        let index = match parent.last() {
+            Some(Step::Index(i)) => {
+                let i = *i;
+                parent.pop();
+                Some(i)
+            }
+            _ => None,
+        };
+        let Some(Step::Key(key)) = parent.pop() else { return };
+        for (i, extras) in nodes {
+            let name = if extras { key.strip_prefix('_').map(str::to_owned) } else { Some(key.clone()) };
+            if let (Some(slot), Some(name)) = (self.found.get_mut(i), name) {
+                *slot = Some(Location::Element { parent: parent.clone(), name, index });
+            }
+        }
     }
 }
 
@@ -129,6 +165,9 @@ mod tests {
         assert_eq!(located(&p, "Patient.name[1]"), vec![element(&[], "name", Some(1))]);
         assert_eq!(located(&p, "Patient.birthDate.id"), vec![element(&[Step::Key("_birthDate".into())], "id", None)]);
         assert_eq!(located(&p, "'text'"), vec![None]);
+        let several = located(&p, "Patient.name.given | Patient.name.given.first() | Patient");
+        assert_eq!(several.len(), 3, "union keeps distinct items");
+        assert_eq!(several[2], Some(Location::Root));
     }
 
     #[test]

@@ -39,7 +39,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 pub use decimal::Decimal;
-pub use locate::{Location, Step, locate};
+pub use locate::{Location, Step, locate, locate_all};
 pub use temporal::{CalendarUnit, Precision, Temporal};
 pub use value::{FhirType, Item, Node, Quantity, Text, TypeInfo};
 
