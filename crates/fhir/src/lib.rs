@@ -1,6 +1,6 @@
 //! The FHIR R4 engine: the official definitions (embedded, decoded once), validation against
-//! them, a FHIRPath engine typed by them, OperationOutcome, and the links a transaction
-//! rewrites. Pure: no I/O.
+//! them, a FHIRPath engine typed by them, FHIRPath Patch, OperationOutcome, and the links a
+//! transaction rewrites. Pure: no I/O.
 
 pub mod codec;
 mod definitions;
@@ -8,6 +8,7 @@ pub mod fhirpath;
 pub mod links;
 pub mod model;
 pub mod outcome;
+pub mod patch;
 mod path;
 mod primitives;
 pub mod search;
@@ -31,6 +32,10 @@ pub enum Error {
     /// `position` is the byte offset in the expression where the parser found the problem.
     #[error("FHIRPath {kind} error{}: {message}", position.map(|p| format!(" at {p}")).unwrap_or_default())]
     FhirPath { kind: fhirpath::ErrorKind, message: String, position: Option<usize> },
+    /// A FHIRPath Patch that is malformed or does not apply to the resource; `operation` names
+    /// the operation (`Parameters.parameter[2]`).
+    #[error("{operation}: {message}")]
+    Patch { kind: patch::PatchErrorKind, operation: String, message: String },
 }
 
 /// The name this error had before the crate had one error type.

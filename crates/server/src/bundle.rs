@@ -85,7 +85,7 @@ struct Entry {
     resource_type: String,
     addr: Addr,
     resource: Option<Value>,
-    patch: Option<Value>,
+    patch: Option<service::PatchDocument>,
     if_match: Option<i64>,
     if_none_exist: Option<Vec<Filter>>,
     /// The resource's index values, computed before the transaction; links the transaction
@@ -406,24 +406,46 @@ fn parse_entry(index: usize, raw: &Value, options: &BundleOptions) -> ApiResult<
     })
 }
 
-/// A PATCH entry carries its JSON Patch as a Binary resource (R4 http.html#patch).
-fn patch_document(resource: Option<Value>, index: usize) -> ApiResult<Value> {
+/// A PATCH entry's patch (R4 http.html#patch): a Parameters resource is a FHIRPath Patch; a
+/// Binary carries a JSON Patch (`application/json-patch+json`) or, as FHIR JSON, a FHIRPath one.
+fn patch_document(resource: Option<Value>, index: usize) -> ApiResult<service::PatchDocument> {
     let expr = format!("Bundle.entry[{index}].resource");
-    let binary =
-        resource.ok_or_else(|| ApiError::bad_request_at("a PATCH entry needs a Binary resource", expr.clone()))?;
-    if binary.get("resourceType").and_then(Value::as_str) != Some("Binary")
-        || binary.get("contentType").and_then(Value::as_str) != Some(crate::negotiate::JSON_PATCH)
-    {
-        return Err(ApiError::bad_request_at(
-            "a PATCH entry's resource must be a Binary with contentType application/json-patch+json (FHIRPath Patch is not supported yet)",
-            expr,
-        ));
+    let resource = resource.ok_or_else(|| {
+        ApiError::bad_request_at(
+            "a PATCH entry needs a Parameters (FHIRPath Patch) or Binary (JSON Patch) resource",
+            expr.clone(),
+        )
+    })?;
+    match resource.get("resourceType").and_then(Value::as_str) {
+        Some("Parameters") => return service::PatchDocument::fhirpath(&resource),
+        Some("Binary") => {}
+        _ => {
+            return Err(ApiError::bad_request_at(
+                "a PATCH entry's resource must be a Parameters resource (FHIRPath Patch) or a Binary with contentType application/json-patch+json (JSON Patch)",
+                expr,
+            ));
+        }
     }
-    let data = binary.get("data").and_then(Value::as_str).unwrap_or_default();
+    let content_type = resource.get("contentType").and_then(Value::as_str).unwrap_or_default();
+    let media = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    let json_patch = match media.as_str() {
+        crate::negotiate::JSON_PATCH => true,
+        "application/fhir+json" | "application/json" => false,
+        _ => {
+            return Err(ApiError::bad_request_at(
+                format!(
+                    "a PATCH entry's Binary must have contentType application/json-patch+json (or application/fhir+json for a FHIRPath Patch), not '{content_type}'"
+                ),
+                format!("{expr}.contentType"),
+            ));
+        }
+    };
+    let data = resource.get("data").and_then(Value::as_str).unwrap_or_default();
     let bytes = fhir::codec::base64_decode(data, false)
         .ok_or_else(|| ApiError::bad_request_at("Binary.data is not valid base64", format!("{expr}.data")))?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::bad_request_at(format!("the patch is not valid JSON: {e}"), format!("{expr}.data")))
+    let document: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request_at(format!("the patch is not valid JSON: {e}"), format!("{expr}.data")))?;
+    if json_patch { service::PatchDocument::json_patch(document) } else { service::PatchDocument::fhirpath(&document) }
 }
 
 /// The part of a request URL after the FHIR base, or `None` for a URL on another server.

@@ -63,7 +63,7 @@ pub fn capability_statement(base_url: &str, started: &str, registry: &Registry) 
         "implementation": {"description": "Iaso FHIR R4 server", "url": base_url},
         "fhirVersion": defs.fhir_version(),
         "format": ["application/fhir+json", "json"],
-        "patchFormat": ["application/json-patch+json"],
+        "patchFormat": ["application/json-patch+json", "application/fhir+json"],
         "rest": [{
             "mode": "server",
             "resource": resources,

@@ -137,25 +137,39 @@ fn prefer_return(headers: &HeaderMap) -> Option<PreferReturn> {
 #[derive(Debug, Clone, Copy)]
 pub enum BodyKind {
     Resource,
-    JsonPatch,
+    /// A JSON Patch (`application/json-patch+json`) or a FHIRPath Patch (a Parameters
+    /// resource, as FHIR JSON).
+    Patch,
+}
+
+fn media_type(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+}
+
+/// Whether a PATCH body is a JSON Patch; any other accepted body is a FHIRPath Patch.
+pub fn is_json_patch(headers: &HeaderMap) -> bool {
+    media_type(headers).as_deref() == Some(JSON_PATCH)
 }
 
 /// Reads and parses a request body: checks the media type, enforces the size limit, and reports
 /// malformed JSON with its line and column.
 pub async fn read_json(headers: &HeaderMap, body: Body, limit: usize, kind: BodyKind) -> ApiResult<Value> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
-    let accepted = matches!(
-        (kind, content_type.as_deref()),
-        (BodyKind::Resource, Some("application/fhir+json" | "application/json" | "application/json+fhir"))
-            | (BodyKind::JsonPatch, Some(JSON_PATCH))
-    );
+    let content_type = media_type(headers);
+    let fhir_json =
+        matches!(content_type.as_deref(), Some("application/fhir+json" | "application/json" | "application/json+fhir"));
+    let accepted = match kind {
+        BodyKind::Resource => fhir_json,
+        BodyKind::Patch => fhir_json || content_type.as_deref() == Some(JSON_PATCH),
+    };
     if !accepted {
         let expected = match kind {
             BodyKind::Resource => "application/fhir+json",
-            BodyKind::JsonPatch => "application/json-patch+json (FHIRPath Patch is not supported yet)",
+            BodyKind::Patch => {
+                "application/json-patch+json (JSON Patch) or application/fhir+json (FHIRPath Patch, a Parameters resource)"
+            }
         };
         return Err(ApiError::UnsupportedMediaType(match content_type {
             Some(ct) => format!("Content-Type '{ct}' is not supported here; send {expected}"),

@@ -13,9 +13,9 @@ use store::DEFAULT_TENANT;
 use crate::AppState;
 use crate::bundle::{self, BundleOptions};
 use crate::error::{ApiError, ApiResult};
-use crate::negotiate::{BodyKind, Negotiated, PreferReturn, read_json};
+use crate::negotiate::{BodyKind, Negotiated, PreferReturn, is_json_patch, read_json};
 use crate::respond;
-use crate::service::{self, Target};
+use crate::service::{self, PatchDocument, Target};
 
 /// The FHIR base URL as clients reach it: configured, or derived from the `Host` header.
 pub struct BaseUrl(pub String);
@@ -180,7 +180,7 @@ pub async fn conditional_delete(
     Ok(deleted_response(&negotiated, deleted))
 }
 
-/// `PATCH [type]?criteria`: conditional patch.
+/// `PATCH [type]?criteria`: conditional patch (JSON Patch or FHIRPath Patch).
 pub async fn conditional_patch(
     State(app): State<AppState>,
     Path(rt): Path<String>,
@@ -193,7 +193,7 @@ pub async fn conditional_patch(
     service::known_type(&rt)?;
     let query = criteria_query(query.as_deref(), "a patch")?;
     let target = Target::conditional(&app.registry(), &rt, &query)?;
-    let patch = read_json(&headers, body, app.config.max_body_bytes, BodyKind::JsonPatch).await?;
+    let patch = read_patch(&headers, body, app.config.max_body_bytes).await?;
     let written = service::patch(app.ctx(), &rt, target, &patch, if_match(&headers)?).await?;
     Ok(respond::version(&negotiated, StatusCode::OK, &written.version, &base, false))
 }
@@ -275,7 +275,13 @@ pub async fn update(
     Ok(respond::version(&negotiated, status, &written.version, &base, true))
 }
 
-/// `PATCH [type]/[id]` with a JSON Patch document.
+/// A PATCH body, by its media type: a JSON Patch, or a FHIRPath Patch (a Parameters resource).
+async fn read_patch(headers: &HeaderMap, body: Body, limit: usize) -> ApiResult<PatchDocument> {
+    let document = read_json(headers, body, limit, BodyKind::Patch).await?;
+    if is_json_patch(headers) { PatchDocument::json_patch(document) } else { PatchDocument::fhirpath(&document) }
+}
+
+/// `PATCH [type]/[id]` with a JSON Patch or a FHIRPath Patch.
 pub async fn patch(
     State(app): State<AppState>,
     Path((rt, id)): Path<(String, String)>,
@@ -286,7 +292,7 @@ pub async fn patch(
 ) -> ApiResult<Response> {
     service::known_type(&rt)?;
     service::valid_id(&id)?;
-    let patch = read_json(&headers, body, app.config.max_body_bytes, BodyKind::JsonPatch).await?;
+    let patch = read_patch(&headers, body, app.config.max_body_bytes).await?;
     let written = service::patch(app.ctx(), &rt, Target::Id(&id), &patch, if_match(&headers)?).await?;
     Ok(respond::version(&negotiated, StatusCode::OK, &written.version, &base, false))
 }

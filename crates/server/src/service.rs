@@ -317,13 +317,55 @@ pub async fn tx_delete(
     Ok(Some(version))
 }
 
-/// Applies a JSON Patch to the current version and writes the result.
+/// A PATCH body, parsed before any transaction starts: a JSON Patch (RFC 6902) or a FHIRPath
+/// Patch (a Parameters resource, R4 fhirpatch.html).
+#[derive(Debug, Clone)]
+pub enum PatchDocument {
+    Json(json_patch::Patch),
+    FhirPath(fhir::patch::Patch),
+}
+
+impl PatchDocument {
+    pub fn json_patch(document: Value) -> ApiResult<Self> {
+        serde_json::from_value(document)
+            .map(PatchDocument::Json)
+            .map_err(|e| ApiError::bad_request(format!("the body is not a JSON Patch document (RFC 6902): {e}")))
+    }
+
+    pub fn fhirpath(document: &Value) -> ApiResult<Self> {
+        if document.is_array() {
+            return Err(ApiError::bad_request(
+                "the body is a JSON array, not a Parameters resource: a JSON Patch is sent with Content-Type application/json-patch+json",
+            ));
+        }
+        fhir::patch::Patch::from_parameters(document).map(PatchDocument::FhirPath).map_err(patch_error)
+    }
+}
+
+/// A FHIRPath Patch failure as the client sees it: 400 for a malformed document, 422 for one
+/// that does not apply to the resource; either names the operation.
+fn patch_error(error: fhir::Error) -> ApiError {
+    match error {
+        fhir::Error::Patch { kind, operation, message } => {
+            let (code, invalid) = match kind {
+                fhir::patch::PatchErrorKind::Invalid => ("invalid", true),
+                fhir::patch::PatchErrorKind::Unprocessable => ("processing", false),
+            };
+            let issues = vec![Issue::error(code, format!("{operation}: {message}")).at(operation)];
+            if invalid { ApiError::BadRequest(issues) } else { ApiError::Invalid(issues) }
+        }
+        other => ApiError::Internal(format!("FHIRPath Patch: {other}")),
+    }
+}
+
+/// Applies a patch to the current version and writes the result like an update: validated,
+/// with the resource type and id unchanged. Nothing is written when any operation fails.
 pub async fn tx_patch(
     tx: &mut dyn Transaction,
     registry: &Registry,
     resource_type: &str,
     id: &str,
-    patch: &Value,
+    patch: &PatchDocument,
     if_match: Option<i64>,
 ) -> ApiResult<Written> {
     let current = tx.read(resource_type, id).await?;
@@ -335,7 +377,12 @@ pub async fn tx_patch(
         },
     };
     check_if_match(resource_type, id, current.as_ref(), if_match)?;
-    let patched = apply_json_patch(body, patch)?;
+    let stored: Value =
+        serde_json::from_str(body).map_err(|e| ApiError::Internal(format!("stored body unreadable: {e}")))?;
+    let patched = match patch {
+        PatchDocument::Json(operations) => apply_json_patch(stored, operations)?,
+        PatchDocument::FhirPath(p) => p.apply(&stored).map_err(patch_error)?,
+    };
     if patched.get("resourceType").and_then(Value::as_str) != Some(resource_type)
         || patched.get("id").and_then(Value::as_str) != Some(id)
     {
@@ -347,12 +394,8 @@ pub async fn tx_patch(
     tx_update(tx, Indexing::Compute(registry), resource_type, id, patched, None, Method::Patch).await
 }
 
-fn apply_json_patch(stored: &str, patch: &Value) -> ApiResult<Value> {
-    let operations: json_patch::Patch = serde_json::from_value(patch.clone())
-        .map_err(|e| ApiError::bad_request(format!("the body is not a JSON Patch document (RFC 6902): {e}")))?;
-    let mut doc: Value =
-        serde_json::from_str(stored).map_err(|e| ApiError::Internal(format!("stored body unreadable: {e}")))?;
-    json_patch::patch(&mut doc, &operations).map_err(|e| {
+fn apply_json_patch(mut doc: Value, operations: &json_patch::Patch) -> ApiResult<Value> {
+    json_patch::patch(&mut doc, operations).map_err(|e| {
         ApiError::BadRequest(vec![Issue::error("processing", format!("the patch could not be applied: {e}"))])
     })?;
     Ok(doc)
@@ -511,7 +554,7 @@ pub async fn patch(
     ctx: Ctx<'_>,
     resource_type: &str,
     target: Target<'_>,
-    patch: &Value,
+    patch: &PatchDocument,
     if_match: Option<i64>,
 ) -> ApiResult<Written> {
     with_retry(|| async {
@@ -624,6 +667,25 @@ mod tests {
         let keys: Vec<_> = prepared.as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
         assert_eq!(keys, ["resourceType", "id", "active", "meta"]);
         assert_eq!(prepared["meta"], json!({"profile":["http://x"]}));
+    }
+
+    #[test]
+    fn fhirpath_patch_errors_are_400_or_422_at_the_operation() {
+        let op = |kind: &str| {
+            json!({"resourceType": "Parameters", "parameter": [{"name": "operation", "part": [
+                {"name": "type", "valueCode": kind}, {"name": "path", "valueString": "Patient.gender"},
+                {"name": "value", "valueCode": "male"}]}]})
+        };
+        let malformed = PatchDocument::fhirpath(&op("mend")).expect_err("an unknown type");
+        assert_eq!(malformed.status(), axum::http::StatusCode::BAD_REQUEST);
+        assert_eq!(malformed.issues()[0].expression, ["Parameters.parameter[0]"]);
+        let Ok(PatchDocument::FhirPath(patch)) = PatchDocument::fhirpath(&op("replace")) else {
+            panic!("a valid FHIRPath Patch");
+        };
+        let unapplied = patch.apply(&json!({"resourceType": "Patient"})).map_err(patch_error).expect_err("no gender");
+        assert_eq!(unapplied.status(), axum::http::StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(unapplied.issues()[0].diagnostics.contains("No content found at Patient.gender when replacing"));
+        assert!(PatchDocument::fhirpath(&json!([{"op": "remove", "path": "/gender"}])).is_err());
     }
 
     #[test]

@@ -246,7 +246,10 @@ async fn json_patch(s: TestServer) {
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 
+    // FHIR JSON is a FHIRPath Patch, which must be a Parameters resource.
     let r = s.raw(Method::PATCH, &format!("Patient/{id}"), "application/fhir+json", ops.to_string().into_bytes()).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = s.raw(Method::PATCH, &format!("Patient/{id}"), "text/plain", ops.to_string().into_bytes()).await;
     assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_eq!(s.get(&format!("Patient/{id}")).await.json()["meta"]["versionId"], "2");
 }

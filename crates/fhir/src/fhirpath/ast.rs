@@ -58,7 +58,7 @@ pub enum TypeSpec {
     Nothing,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Expr {
     Empty,
     Literal(Lit),
@@ -82,7 +82,7 @@ pub enum Expr {
     As(Box<Expr>, TypeSpec),
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Call {
     pub target: Option<Expr>,
     pub func: Func,

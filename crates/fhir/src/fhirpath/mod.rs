@@ -26,6 +26,7 @@ mod ast;
 mod decimal;
 mod eval;
 mod functions;
+mod locate;
 mod parser;
 mod quantity;
 mod temporal;
@@ -38,6 +39,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 pub use decimal::Decimal;
+pub use locate::{Location, Step, locate, locate_all};
 pub use temporal::{CalendarUnit, Precision, Temporal};
 pub use value::{FhirType, Item, Node, Quantity, Text, TypeInfo};
 
@@ -107,6 +109,21 @@ impl Expression {
         let ev = eval::Eval::new(ctx);
         let scope = eval::Scope { this: &ctx.focus, index: None, total: None };
         ev.eval(&self.root, scope)
+    }
+
+    /// For a path ending in an element name (`X.name`, or a bare `name`), the expression of
+    /// what holds the element and the name: where to create an element that does not exist yet.
+    pub fn parent_and_name(&self) -> Option<(Expression, &str)> {
+        let (parent, name) = match self.root.as_ref() {
+            ast::Expr::Member(target, name) => ((**target).clone(), name.as_str()),
+            ast::Expr::Ident { name, type_name: false } => (ast::Expr::This, name.as_str()),
+            _ => return None,
+        };
+        let text = match self.text.strip_suffix(name).map(|t| t.trim_end_matches(['.', ' '])) {
+            Some(t) if !t.is_empty() => t,
+            _ => "$this",
+        };
+        Some((Expression { root: Arc::new(parent), text: Arc::from(text) }, name))
     }
 
     /// Evaluates the expression as a boolean (as invariants are): `None` for an empty result,
