@@ -27,6 +27,7 @@ use crate::{
 const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "resources", sql: include_str!("../migrations/postgres/0001_resources.sql") },
     Migration { version: 2, name: "search", sql: include_str!("../migrations/postgres/0002_search.sql") },
+    Migration { version: 3, name: "live", sql: include_str!("../migrations/postgres/0003_live.sql") },
 ];
 
 /// Any fixed number: instances starting together take turns at migrating.
@@ -209,6 +210,9 @@ fn refs(params: &[Box<dyn ToSql + Sync + Send>]) -> Vec<&(dyn ToSql + Sync)> {
 }
 
 async fn query_rows(client: &Object, sql: &Sql, types: &[KeyType]) -> Result<Vec<Vec<KeyValue>>> {
+    // The text only: parameter values may be PHI, and the statement shape is what a slow
+    // search needs looked at (`IASO_LOG=iaso::sql=trace`).
+    tracing::trace!(target: "iaso::sql", sql = %sql.text);
     let stmt = client.prepare_cached(&sql.text).await.map_err(db_err)?;
     let values = boxed(&sql.params);
     let rows = client.query(&stmt, &refs(&values)).await.map_err(db_err)?;

@@ -49,6 +49,29 @@ impl Sql {
 }
 
 /// The index table of a kind of value.
+/// How few resources a filter is likely to leave, lower for fewer: a guess from its kind, for
+/// choosing the filter that drives a query (see [`Builder::where_clause`]).
+fn selectivity(filter: &Filter) -> u8 {
+    match filter {
+        Filter::Builtin(Builtin::Id(_)) => 0,
+        Filter::Param { modifier: Modifier::Missing(_), .. } | Filter::Param { not: true, .. } => 9,
+        Filter::Param { param, modifier, .. } => match (param.kind, modifier) {
+            (ParamKind::Reference, _) => 1,
+            (ParamKind::Token, Modifier::Text) => 4,
+            (ParamKind::Token, _) | (ParamKind::String, Modifier::Exact) => 2,
+            (ParamKind::String | ParamKind::Uri, _) => 3,
+            (ParamKind::Composite, _) => 2,
+            (ParamKind::Date | ParamKind::Number | ParamKind::Quantity | ParamKind::Special, _) => 5,
+        },
+        Filter::Compartment { owner_id: Some(_), .. } => 1,
+        Filter::Builtin(Builtin::List(_)) => 2,
+        Filter::Chain { .. } | Filter::Has { .. } => 3,
+        Filter::Builtin(Builtin::Text { .. }) => 4,
+        Filter::Builtin(Builtin::LastUpdated(_)) | Filter::Any(_) | Filter::ReferencedBy(_) => 6,
+        Filter::Compartment { .. } => 7,
+    }
+}
+
 pub(crate) fn table(kind: ParamKind) -> &'static str {
     match kind {
         ParamKind::String => "idx_string",
@@ -109,8 +132,22 @@ impl<'a> Builder<'a> {
     ) -> Result<String> {
         let scope = Scope { alias: alias.to_owned(), resource_type, types };
         let mut parts = vec![self.base(&scope)];
-        for f in filters {
-            parts.push(self.filter(&scope, f)?);
+        // One filter drives (its rows are listed through the index on the value); the other
+        // parameters are probed per candidate through the index on `rid`. Listing them all
+        // and intersecting would read every row of a wide condition (`date=ge2000`) however
+        // few resources the narrow one (`patient=…`) leaves.
+        let driver = filters.iter().enumerate().min_by_key(|(_, f)| selectivity(f)).map(|(i, _)| i);
+        for (i, f) in filters.iter().enumerate() {
+            let clause = match f {
+                Filter::Param { param, modifier, values, not } if Some(i) != driver => {
+                    self.depth += 1;
+                    let clause = self.param(&scope, param, modifier, values, *not, true);
+                    self.depth -= 1;
+                    clause?
+                }
+                _ => self.filter(&scope, f)?,
+            };
+            parts.push(clause);
         }
         Ok(parts.join(" AND "))
     }
@@ -150,50 +187,28 @@ impl<'a> Builder<'a> {
         let a = scope.alias.clone();
         let out = match filter {
             Filter::Param { param, modifier, values, not } => {
-                let (table_kind, row_param) = match modifier {
-                    Modifier::Identifier => (ParamKind::Token, format!("{}:identifier", param.code)),
-                    Modifier::OfType => (ParamKind::Token, format!("{}:of-type", param.code)),
-                    _ => (param.kind, param.code.clone()),
-                };
-                let t = table(table_kind);
-                let head = self.index_head(scope, &row_param);
-                if let Modifier::Missing(missing) = modifier {
-                    let op = if *missing { "NOT IN" } else { "IN" };
-                    format!("{a}.rid {op} (SELECT x.rid FROM {t} x WHERE {head})")
-                } else {
-                    let mut ors = Vec::with_capacity(values.len());
-                    for v in values {
-                        ors.push(self.value(table_kind, modifier, v)?);
-                    }
-                    let op = if *not { "NOT IN" } else { "IN" };
-                    format!("{a}.rid {op} (SELECT x.rid FROM {t} x WHERE {head} AND ({}))", ors.join(" OR "))
-                }
+                self.param(scope, param, modifier, values, *not, false)?
             }
             Filter::Builtin(b) => self.builtin(scope, b)?,
-            Filter::ReferencedBy(inner) => {
-                let tenant = self.sql.text(self.tenant);
-                let (r, conditions) = self.nested(None, inner)?;
-                format!(
-                    "{a}.rid IN (SELECT t.rid FROM resources t JOIN idx_reference x ON t.tenant = x.tenant \
-                     AND t.resource_type = x.target_type AND t.id = x.target_id WHERE x.tenant = {tenant} AND x.rid IN \
-                     (SELECT {r}.rid FROM resources {r} WHERE {conditions}))"
-                )
-            }
             Filter::Any(filters) => {
-                let mut ors = Vec::with_capacity(filters.len());
+                // A union of rid sets is one list to drive from; an OR of conditions would
+                // make the database consider every resource.
+                let mut sets = Vec::with_capacity(filters.len());
                 for f in filters {
-                    ors.push(self.filter(scope, f)?);
+                    match self.rid_set(scope, f)? {
+                        Some(set) => sets.push(set),
+                        None => break,
+                    }
                 }
-                format!("({})", ors.join(" OR "))
-            }
-            Filter::Chain { param, target_type, inner } => {
-                let head = self.index_head(scope, &param.code);
-                let tt = self.sql.text(target_type);
-                let (r, conditions) = self.nested(Some(target_type), inner)?;
-                format!(
-                    "{a}.rid IN (SELECT x.rid FROM idx_reference x WHERE {head} AND x.target_type = {tt} AND x.target_id IN \
-                     (SELECT {r}.id FROM resources {r} WHERE {conditions}))"
-                )
+                if sets.len() == filters.len() {
+                    format!("{a}.rid IN ({})", sets.join(" UNION "))
+                } else {
+                    let mut ors = Vec::with_capacity(filters.len());
+                    for f in filters {
+                        ors.push(self.filter(scope, f)?);
+                    }
+                    format!("({})", ors.join(" OR "))
+                }
             }
             Filter::Has { source_type, param, inner } => {
                 let src_scope = Scope { alias: String::new(), resource_type: Some(source_type), types: &[] };
@@ -203,10 +218,140 @@ impl<'a> Builder<'a> {
                     None => format!("{a}.resource_type"),
                 };
                 let (r, conditions) = self.nested(Some(source_type), inner)?;
+                let join = self.join_by_rid(&r);
                 format!(
-                    "{a}.id IN (SELECT x.target_id FROM idx_reference x WHERE {head} AND x.target_type = {target_type} AND x.rid IN \
-                     (SELECT {r}.rid FROM resources {r} WHERE {conditions}))"
+                    "{a}.id IN (SELECT x.target_id FROM resources {r} {join} WHERE {conditions} AND {head} \
+                     AND x.target_type = {target_type})"
                 )
+            }
+            Filter::ReferencedBy(_) | Filter::Chain { .. } | Filter::Compartment { .. } => {
+                let set = self.rid_set(scope, filter)?.ok_or_else(|| StoreError::Query("no rid set".into()))?;
+                format!("{a}.rid IN ({set})")
+            }
+        };
+        self.depth -= 1;
+        Ok(out)
+    }
+
+    /// A parameter's condition on the scope's resources: as a list of matching rids (`probe`
+    /// false, the query's driver), or as a lookup per candidate on the index table's `rid`
+    /// index. Negations (`:not`, `:missing`) are always lookups, since their list would be
+    /// every row without the value.
+    fn param(
+        &mut self,
+        scope: &Scope<'_>,
+        param: &fhir::search::SearchParam,
+        modifier: &Modifier,
+        values: &[SearchValue],
+        not: bool,
+        probe: bool,
+    ) -> Result<String> {
+        let a = &scope.alias;
+        let (t, negated, condition) = self.param_condition(scope, param, modifier, values, not)?;
+        Ok(if probe || negated {
+            // SQLite without statistics would rather walk the value index (more equality
+            // terms) than the rid one; the rid index is the one that finds a row's values.
+            let hint = match self.dialect {
+                Dialect::Sqlite => format!(" INDEXED BY {t}_rid"),
+                Dialect::Postgres => String::new(),
+            };
+            let op = if negated { "NOT EXISTS" } else { "EXISTS" };
+            format!("{op} (SELECT 1 FROM {t} x{hint} WHERE x.rid = {a}.rid AND {condition})")
+        } else {
+            format!("{a}.rid IN (SELECT x.rid FROM {t} x WHERE {condition})")
+        })
+    }
+
+    /// The index table of a parameter, whether the condition is negated, and the condition on
+    /// its row `x`.
+    fn param_condition(
+        &mut self,
+        scope: &Scope<'_>,
+        param: &fhir::search::SearchParam,
+        modifier: &Modifier,
+        values: &[SearchValue],
+        not: bool,
+    ) -> Result<(&'static str, bool, String)> {
+        let (table_kind, row_param) = match modifier {
+            Modifier::Identifier => (ParamKind::Token, format!("{}:identifier", param.code)),
+            Modifier::OfType => (ParamKind::Token, format!("{}:of-type", param.code)),
+            _ => (param.kind, param.code.clone()),
+        };
+        let t = table(table_kind);
+        let head = self.index_head(scope, &row_param);
+        Ok(match modifier {
+            Modifier::Missing(missing) => (t, *missing, head),
+            _ => {
+                let mut ors = Vec::with_capacity(values.len());
+                for v in values {
+                    ors.push(self.value(table_kind, modifier, v)?);
+                }
+                (t, not, format!("{head} AND ({})", ors.join(" OR ")))
+            }
+        })
+    }
+
+    /// `JOIN idx_reference x` on the rows of resource alias `r`, with the resources as the outer
+    /// loop: they are the narrow side (the inner filter's matches), the reference rows of the
+    /// parameter the wide one. SQLite takes `CROSS JOIN` as that order and needs the hint to
+    /// the rid index without statistics; PostgreSQL plans the join itself.
+    fn join_by_rid(&self, r: &str) -> String {
+        match self.dialect {
+            Dialect::Sqlite => format!("CROSS JOIN idx_reference x INDEXED BY idx_reference_rid ON x.rid = {r}.rid"),
+            Dialect::Postgres => format!("JOIN idx_reference x ON x.rid = {r}.rid"),
+        }
+    }
+
+    /// The filter as a `SELECT` of the rids it selects (a superset is fine where the caller
+    /// still applies the scope's base conditions), for the filters that have one.
+    fn rid_set(&mut self, scope: &Scope<'_>, filter: &Filter) -> Result<Option<String>> {
+        self.depth += 1;
+        if self.depth > 32 {
+            return Err(StoreError::Query("the search nests too deeply".into()));
+        }
+        let set = match filter {
+            Filter::Param { param, modifier, values, not: false } if !matches!(modifier, Modifier::Missing(_)) => {
+                let (t, _, condition) = self.param_condition(scope, param, modifier, values, false)?;
+                Some(format!("SELECT x.rid FROM {t} x WHERE {condition}"))
+            }
+            Filter::Any(filters) => {
+                let mut sets = Vec::with_capacity(filters.len());
+                for f in filters {
+                    match self.rid_set(scope, f)? {
+                        Some(set) => sets.push(set),
+                        None => {
+                            self.depth -= 1;
+                            return Ok(None);
+                        }
+                    }
+                }
+                Some(sets.join(" UNION "))
+            }
+            Filter::ReferencedBy(inner) => {
+                let tenant = self.sql.text(self.tenant);
+                let (r, conditions) = self.nested(None, inner)?;
+                let join = self.join_by_rid(&r);
+                let target = match self.dialect {
+                    Dialect::Sqlite => "CROSS JOIN resources t",
+                    Dialect::Postgres => "JOIN resources t",
+                };
+                Some(format!(
+                    "SELECT t.rid FROM resources {r} {join} {target} ON t.tenant = x.tenant \
+                     AND t.resource_type = x.target_type AND t.id = x.target_id WHERE {conditions} AND x.tenant = {tenant}"
+                ))
+            }
+            Filter::Chain { param, target_type, inner } => {
+                let head = self.index_head(scope, &param.code);
+                let tt = self.sql.text(target_type);
+                let (r, conditions) = self.nested(Some(target_type), inner)?;
+                let join = match self.dialect {
+                    Dialect::Sqlite => "CROSS JOIN idx_reference x INDEXED BY idx_reference_v0",
+                    Dialect::Postgres => "JOIN idx_reference x",
+                };
+                Some(format!(
+                    "SELECT x.rid FROM resources {r} {join} ON x.target_id = {r}.id WHERE {conditions} AND {head} \
+                     AND x.target_type = {tt}"
+                ))
             }
             Filter::Compartment { owner_type, owner_id, members, include_owner } => {
                 let tenant = self.sql.text(self.tenant);
@@ -222,29 +367,34 @@ impl<'a> Builder<'a> {
                     }
                     pids.extend(params.iter().filter_map(|p| self.keys.pid(rt, p)));
                 }
-                let members_sql = if pids.is_empty() {
-                    "FALSE".to_owned()
-                } else {
+                let mut sets = Vec::new();
+                if !pids.is_empty() {
                     let keys = self.sql.keys_in("x.pid", &pids);
-                    format!(
-                        "{a}.rid IN (SELECT x.rid FROM idx_reference x WHERE x.tenant = {tenant} AND x.target_type = {ot}{owner} \
-                         AND {keys})"
-                    )
-                };
+                    sets.push(format!(
+                        "SELECT x.rid FROM idx_reference x WHERE x.tenant = {tenant} AND x.target_type = {ot}{owner} AND {keys}"
+                    ));
+                }
                 if *include_owner {
-                    let ot2 = self.sql.text(owner_type);
+                    let tenant = self.sql.text(self.tenant);
+                    let ot = self.sql.text(owner_type);
                     let owner_match = match owner_id {
-                        Some(id) => format!(" AND {a}.id = {}", self.sql.text(id)),
+                        Some(id) => format!(" AND o.id = {}", self.sql.text(id)),
                         None => String::new(),
                     };
-                    format!("(({a}.resource_type = {ot2}{owner_match}) OR {members_sql})")
-                } else {
-                    members_sql
+                    sets.push(format!(
+                        "SELECT o.rid FROM resources o WHERE o.tenant = {tenant} AND o.resource_type = {ot}{owner_match}"
+                    ));
                 }
+                if sets.is_empty() {
+                    // Nothing of the scope's type can be in the compartment.
+                    sets.push("SELECT 0 WHERE FALSE".to_owned());
+                }
+                Some(sets.join(" UNION "))
             }
+            _ => None,
         };
         self.depth -= 1;
-        Ok(out)
+        Ok(set)
     }
 
     /// A filter over another `resources` alias (chains, `_has`): the alias and its conditions.

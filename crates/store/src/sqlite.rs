@@ -29,6 +29,7 @@ use crate::{
 const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "resources", sql: include_str!("../migrations/sqlite/0001_resources.sql") },
     Migration { version: 2, name: "search", sql: include_str!("../migrations/sqlite/0002_search.sql") },
+    Migration { version: 3, name: "live", sql: include_str!("../migrations/sqlite/0003_live.sql") },
 ];
 
 const READERS: usize = 8;
@@ -236,6 +237,9 @@ fn to_sql(params: &[Param]) -> Vec<SqlValue> {
 
 /// Rows of a built search statement, as key values.
 fn query_rows(conn: &Connection, sql: &Sql, types: &[KeyType]) -> Result<Vec<Vec<KeyValue>>> {
+    // The text only: parameter values may be PHI, and the statement shape is what a slow
+    // search needs looked at (`IASO_LOG=iaso::sql=trace`).
+    tracing::trace!(target: "iaso::sql", sql = %sql.text);
     let mut stmt = conn.prepare_cached(&numbered(&sql.text)).map_err(db_err)?;
     let mut rows = stmt.query(params_from_iter(to_sql(&sql.params))).map_err(db_err)?;
     let mut out = Vec::new();
