@@ -221,8 +221,16 @@ impl ValueSet {
     }
 }
 
+/// A code system's subsumption links, both ways.
+#[derive(Debug, Default)]
+struct Hierarchy {
+    parents: FastMap<String, Vec<String>>,
+    children: FastMap<String, Vec<String>>,
+}
+
 pub struct Definitions {
     file: DefinitionsFile,
+    hierarchies: FastMap<String, Hierarchy>,
     nodes: Vec<Node>,
     roots: FastMap<String, NodeId>,
     type_index: FastMap<String, usize>,
@@ -244,7 +252,19 @@ impl Definitions {
         Self::index(file)
     }
 
-    fn index(file: DefinitionsFile) -> Result<Self, Error> {
+    fn index(mut file: DefinitionsFile) -> Result<Self, Error> {
+        let mut hierarchies: FastMap<String, Hierarchy> = FastMap::default();
+        for cs in std::mem::take(&mut file.code_systems) {
+            let mut h = Hierarchy::default();
+            for (child, parents) in cs.parents {
+                for parent in &parents {
+                    h.children.entry(parent.clone()).or_default().push(child.clone());
+                }
+                h.parents.insert(child, parents);
+            }
+            hierarchies.insert(cs.url, h);
+        }
+
         let mut type_index = FastMap::default();
         for (i, t) in file.types.iter().enumerate() {
             type_index.insert(t.name.clone(), i);
@@ -318,6 +338,7 @@ impl Definitions {
         let element_root = roots.get("Element").copied();
         Ok(Definitions {
             file,
+            hierarchies,
             nodes,
             roots,
             type_index,
@@ -418,6 +439,20 @@ impl Definitions {
         &self.value_sets[index]
     }
 
+    /// `code` and every code it subsumes in the hierarchy of `system` (what the token modifier
+    /// `:below` matches), `code` first. `None` when the definitions do not carry the system's
+    /// hierarchy (SNOMED CT, LOINC and other systems outside the spec). A code the system does
+    /// not define subsumes only itself: searching for it is not an error (search.html#errors).
+    pub fn descendants<'a>(&'a self, system: &str, code: &'a str) -> Option<Vec<&'a str>> {
+        self.hierarchies.get(system).map(|h| closure(&h.children, code))
+    }
+
+    /// `code` and every code that subsumes it in the hierarchy of `system` (what `:above`
+    /// matches), `code` first; `None` as for [`Definitions::descendants`].
+    pub fn ancestors<'a>(&'a self, system: &str, code: &'a str) -> Option<Vec<&'a str>> {
+        self.hierarchies.get(system).map(|h| closure(&h.parents, code))
+    }
+
     /// The compiled, anchored regex of a primitive type.
     pub fn primitive_rule(&self, p: Primitive) -> Option<&Regex> {
         self.primitive_rules.get(p as usize).and_then(Option::as_ref)
@@ -430,6 +465,24 @@ impl Definitions {
     pub(crate) fn element_root(&self) -> Option<NodeId> {
         self.element_root
     }
+}
+
+/// `code` and every code reachable from it by `links`, breadth first (nearest codes first). A
+/// polyhierarchy reaches some codes twice, and a faulty one could loop: each is listed once.
+fn closure<'a>(links: &'a FastMap<String, Vec<String>>, code: &'a str) -> Vec<&'a str> {
+    let mut out = vec![code];
+    let mut seen: FastSet<&str> = FastSet::default();
+    seen.insert(code);
+    let mut next = 0;
+    while let Some(&current) = out.get(next) {
+        next += 1;
+        for linked in links.get(current).into_iter().flatten() {
+            if seen.insert(linked.as_str()) {
+                out.push(linked.as_str());
+            }
+        }
+    }
+    out
 }
 
 fn classify(
@@ -628,6 +681,51 @@ mod tests {
         let patient = defs.compartment("Patient").expect("Patient compartment");
         let obs = patient.resources.iter().find(|r| r.code == "Observation").expect("Observation");
         assert!(obs.params.iter().any(|p| p == "subject"));
+    }
+
+    #[test]
+    fn code_system_hierarchies() {
+        let defs = definitions();
+        let intent = "http://hl7.org/fhir/request-intent";
+        // order > original-order, reflex-order, filler-order > instance-order (nested concepts).
+        let mut below = defs.descendants(intent, "order").expect("request-intent is in the spec");
+        assert_eq!(below[0], "order");
+        below.sort();
+        assert_eq!(below, ["filler-order", "instance-order", "order", "original-order", "reflex-order"]);
+        assert_eq!(defs.ancestors(intent, "instance-order"), Some(vec!["instance-order", "filler-order", "order"]));
+        assert_eq!(defs.descendants(intent, "instance-order"), Some(vec!["instance-order"]));
+        assert_eq!(defs.ancestors(intent, "proposal"), Some(vec!["proposal"]));
+        // A code the system does not define subsumes, and is subsumed by, only itself.
+        assert_eq!(defs.descendants(intent, "nonsense"), Some(vec!["nonsense"]));
+        let clinical = "http://terminology.hl7.org/CodeSystem/condition-clinical";
+        assert_eq!(defs.ancestors(clinical, "relapse"), Some(vec!["relapse", "active"]));
+        let mut inactive = defs.descendants(clinical, "inactive").expect("condition-clinical");
+        inactive.sort();
+        assert_eq!(inactive, ["inactive", "remission", "resolved"]);
+        // A flat system of the spec: each code is its own whole hierarchy.
+        let gender = "http://hl7.org/fhir/administrative-gender";
+        assert_eq!(defs.descendants(gender, "female"), Some(vec!["female"]));
+        assert_eq!(defs.ancestors(gender, "female"), Some(vec!["female"]));
+        // Systems whose hierarchies the spec does not carry: SNOMED CT is in the bundle without
+        // its content, LOINC not at all, and a code system of examples only in part.
+        assert_eq!(defs.descendants("http://snomed.info/sct", "404684003"), None);
+        assert_eq!(defs.ancestors("http://loinc.org", "8867-4"), None);
+        assert_eq!(
+            defs.descendants("http://terminology.hl7.org/CodeSystem/appointment-cancellation-reason", "pat"),
+            None
+        );
+    }
+
+    #[test]
+    fn closures_list_each_code_once() {
+        let mut links: FastMap<String, Vec<String>> = FastMap::default();
+        // A polyhierarchy (d under b and c) and a loop back to the top.
+        for (from, to) in [("a", "b"), ("a", "c"), ("b", "d"), ("c", "d"), ("d", "a")] {
+            links.entry(from.to_owned()).or_default().push(to.to_owned());
+        }
+        assert_eq!(closure(&links, "a"), ["a", "b", "c", "d"]);
+        assert_eq!(closure(&links, "d"), ["d", "a", "b", "c"]);
+        assert_eq!(closure(&links, "z"), ["z"]);
     }
 
     #[test]

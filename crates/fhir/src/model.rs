@@ -1,6 +1,8 @@
 //! The compact definitions model: what `tools/defgen` writes from the official R4 bundles and
 //! the engine loads. Only what validation, search and the CapabilityStatement need is kept.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -8,6 +10,8 @@ pub struct DefinitionsFile {
     pub fhir_version: String,
     pub types: Vec<TypeDef>,
     pub value_sets: Vec<ValueSetDef>,
+    #[serde(default)]
+    pub code_systems: Vec<CodeSystemDef>,
     pub search_params: Vec<SearchParamDef>,
     pub compartments: Vec<CompartmentDef>,
 }
@@ -106,6 +110,18 @@ pub struct ValueSetDef {
 pub struct SystemCodes {
     pub system: String,
     pub codes: Vec<String>,
+}
+
+/// A code system whose hierarchy the definitions carry: the bundle holds it in full
+/// (`content` complete) and its hierarchy means subsumption (`hierarchyMeaning` absent or
+/// `is-a`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CodeSystemDef {
+    pub url: String,
+    /// Each code that has a parent, with its parents (from nested concepts and from parent and
+    /// child properties); empty for a flat system.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub parents: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

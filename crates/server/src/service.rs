@@ -102,7 +102,7 @@ pub fn parse_criteria(registry: &Registry, resource_type: &str, query: &str) -> 
 
 /// A search parameter the server refuses, as a 400 naming it.
 pub fn query_error(e: QueryError) -> ApiError {
-    let code = if e.unknown { "not-supported" } else { "invalid" };
+    let code = if e.ignorable() { "not-supported" } else { "invalid" };
     ApiError::BadRequest(vec![Issue::error(code, format!("search parameter '{}': {}", e.param, e.message))])
 }
 

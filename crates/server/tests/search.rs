@@ -25,6 +25,8 @@ on_both_stores!(
     token_of_type_on_identifier,
     token_missing,
     token_in_and_not_in_value_sets,
+    token_above_below_in_code_system_hierarchies,
+    token_above_below_errors_and_lenience,
     date_prefixes_on_dates_of_different_precision,
     date_prefixes_on_periods,
     date_time_zones,
@@ -373,6 +375,114 @@ async fn token_in_and_not_in_value_sets(s: TestServer) {
     .await;
     // Only patients that have a gender have one in the value set.
     expect(&s, "Patient?gender:in=http://hl7.org/fhir/ValueSet/administrative-gender", &["pa", "pb"]).await;
+}
+
+const CLINICAL: &str = "http://terminology.hl7.org/CodeSystem/condition-clinical";
+const INTENT: &str = "http://hl7.org/fhir/request-intent";
+
+fn condition(id: &str, clinical_status: &str) -> Value {
+    resource(
+        "Condition",
+        id,
+        json!({"subject": reference_to("Patient/p"),
+               "clinicalStatus": {"coding": [{"system": CLINICAL, "code": clinical_status}]}}),
+    )
+}
+
+fn service_request(id: &str, intent: &str, subject: &str) -> Value {
+    resource("ServiceRequest", id, json!({"status": "active", "intent": intent, "subject": reference_to(subject)}))
+}
+
+async fn token_above_below_in_code_system_hierarchies(s: TestServer) {
+    // condition-clinical nests recurrence and relapse under active, remission and resolved under
+    // inactive; request-intent nests original-order, reflex-order and filler-order under order,
+    // and instance-order under filler-order. Both are CodeSystems of the R4 spec.
+    seed(
+        &s,
+        vec![
+            patient("p", json!({})),
+            patient("q", json!({})),
+            condition("active", "active"),
+            condition("recurrence", "recurrence"),
+            condition("resolved", "resolved"),
+            service_request("order", "order", "Patient/p"),
+            service_request("instance", "instance-order", "Patient/p"),
+            service_request("proposal", "proposal", "Patient/q"),
+        ],
+    )
+    .await;
+    // Plain token search: the code alone.
+    expect(&s, "Condition?clinical-status=active", &["active"]).await;
+    expect(&s, &format!("Condition?clinical-status={CLINICAL}|recurrence"), &["recurrence"]).await;
+    // :below: the code and those it subsumes; :above: the code and those that subsume it.
+    expect(&s, &format!("Condition?clinical-status:below={CLINICAL}|active"), &["active", "recurrence"]).await;
+    expect(&s, &format!("Condition?clinical-status:above={CLINICAL}|recurrence"), &["active", "recurrence"]).await;
+    expect(&s, &format!("Condition?clinical-status:below={CLINICAL}|recurrence"), &["recurrence"]).await;
+    expect(&s, &format!("Condition?clinical-status:above={CLINICAL}|active"), &["active"]).await;
+    expect(&s, &format!("Condition?clinical-status:below={CLINICAL}|inactive"), &["resolved"]).await;
+    expect(&s, &format!("Condition?clinical-status:above={CLINICAL}|relapse"), &["active"]).await;
+    // ORed values: the union of the hierarchies; ANDed: the intersection.
+    expect(
+        &s,
+        &format!("Condition?clinical-status:below={CLINICAL}|active,{CLINICAL}|inactive"),
+        &["active", "recurrence", "resolved"],
+    )
+    .await;
+    expect(
+        &s,
+        &format!("Condition?clinical-status:below={CLINICAL}|active&clinical-status:above={CLINICAL}|recurrence"),
+        &["active", "recurrence"],
+    )
+    .await;
+    // Two levels deep, on a code element (indexed with the system of its required binding).
+    expect(&s, "ServiceRequest?intent=order", &["order"]).await;
+    expect(&s, &format!("ServiceRequest?intent:below={INTENT}|order"), &["order", "instance"]).await;
+    expect(&s, &format!("ServiceRequest?intent:above={INTENT}|instance-order"), &["order", "instance"]).await;
+    expect(&s, &format!("ServiceRequest?intent:above={INTENT}|filler-order"), &["order"]).await;
+    expect(&s, &format!("ServiceRequest?intent:below={INTENT}|filler-order"), &["instance"]).await;
+    // A code the system does not define finds only itself (search.html#errors: not an error).
+    expect(&s, &format!("ServiceRequest?intent:below={INTENT}|nonsense"), &[]).await;
+    // Inside _has, as any token filter.
+    expect(&s, &format!("Patient?_has:ServiceRequest:subject:intent:below={INTENT}|order"), &["p"]).await;
+    expect(&s, &format!("Patient?_has:ServiceRequest:subject:intent:above={INTENT}|proposal"), &["q"]).await;
+    // The self link carries the parameter as given, not its expansion.
+    let b = search(&s, &format!("Condition?clinical-status:below={CLINICAL}|active")).await;
+    let self_link = link(&b, "self").expect("self");
+    assert!(self_link.contains("clinical-status%3Abelow=") && !self_link.contains("recurrence"), "{self_link}");
+}
+
+async fn token_above_below_errors_and_lenience(s: TestServer) {
+    seed(&s, vec![patient("p", json!({})), condition("active", "active"), condition("resolved", "resolved")]).await;
+    // A system whose hierarchy the server does not carry (SNOMED CT and LOINC are not in the
+    // spec): a 400 naming the parameter and the system.
+    for query in
+        ["Condition?code:below=http://snomed.info/sct|404684003", "Observation?code:above=http://loinc.org|8867-4"]
+    {
+        let r = s.get(query).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{query}: {}", r.text);
+        let outcome = r.json();
+        assert_eq!(outcome["resourceType"], "OperationOutcome", "{query}: {}", r.text);
+        assert_eq!(outcome["issue"][0]["code"], "not-supported", "{query}: {}", r.text);
+        let diagnostics = outcome["issue"][0]["diagnostics"].as_str().expect("diagnostics");
+        let param = query.split_once('?').and_then(|(_, q)| q.split_once('=')).map(|(p, _)| p).expect("param");
+        assert!(diagnostics.contains(param), "{query}: {diagnostics}");
+        assert!(diagnostics.contains("hierarchy") && diagnostics.contains("http://"), "{query}: {diagnostics}");
+    }
+    // With Prefer: handling=lenient it is skipped and reported, like an unknown parameter.
+    let query = "Condition?code:below=http://snomed.info/sct|404684003&clinical-status=active";
+    let r = s.send(Method::GET, query, None, &[("prefer", "handling=lenient")]).await;
+    let b = searchset(query, &r);
+    assert_eq!(match_ids(&b), ["active"]);
+    let outcome = entries(&b).find(|e| e["search"]["mode"] == "outcome").expect("an outcome entry");
+    assert!(outcome["resource"].to_string().contains("code:below"), "{outcome}");
+    // Without a system, or without a code, the value is malformed: a 400 even when lenient.
+    for query in ["Condition?clinical-status:below=active", &format!("Condition?clinical-status:above={CLINICAL}|")] {
+        let r = s.send(Method::GET, query, None, &[("prefer", "handling=lenient")]).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{query}: {}", r.text);
+        assert!(r.text.contains("clinical-status:"), "{query}: {}", r.text);
+    }
+    let r = s.get("Condition?clinical-status:below=active").await;
+    assert!(r.text.contains("needs a system"), "{}", r.text);
 }
 
 // ---------------------------------------------------------------------------------------------

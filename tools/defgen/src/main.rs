@@ -41,11 +41,14 @@ fn main() -> Result<(), Error> {
     std::fs::write(&args[2], &compressed)?;
     let not_enumerable = defs.value_sets.iter().filter(|vs| !vs.enumerable).count();
     eprintln!("{not_enumerable} value sets cannot be enumerated from the bundle (their codes are not checked)");
+    let nested = defs.code_systems.iter().filter(|cs| !cs.parents.is_empty()).count();
     eprintln!(
-        "wrote {}: {} types, {} value sets, {} search parameters, {} compartments; {} bytes JSON, {} bytes compressed",
+        "wrote {}: {} types, {} value sets, {} code systems ({nested} hierarchical), {} search parameters, \
+         {} compartments; {} bytes JSON, {} bytes compressed",
         args[2],
         defs.types.len(),
         defs.value_sets.len(),
+        defs.code_systems.len(),
         defs.search_params.len(),
         defs.compartments.len(),
         json.len(),
@@ -192,7 +195,8 @@ fn generate(dir: &Path) -> Result<DefinitionsFile, Error> {
         })
         .collect();
 
-    Ok(DefinitionsFile { fhir_version: "4.0.1".into(), types, value_sets, search_params, compartments })
+    let code_systems = terminology.hierarchies();
+    Ok(DefinitionsFile { fhir_version: "4.0.1".into(), types, value_sets, code_systems, search_params, compartments })
 }
 
 fn text(v: &Value) -> String {
@@ -298,7 +302,11 @@ struct Terminology {
 
 struct CodeSystem {
     complete: bool,
+    /// Whether nesting and parent links mean subsumption (`hierarchyMeaning` absent or `is-a`).
+    is_a: bool,
     codes: Vec<String>,
+    /// Each code's parents, from nested concepts and from parent and child properties.
+    parents: BTreeMap<String, BTreeSet<String>>,
     children: HashMap<String, Vec<String>>,
 }
 
@@ -312,10 +320,18 @@ impl Terminology {
                 Some("CodeSystem") => {
                     let mut cs = CodeSystem {
                         complete: r["content"] == "complete",
+                        is_a: r["hierarchyMeaning"].as_str().is_none_or(|m| m == "is-a"),
                         codes: Vec::new(),
+                        parents: BTreeMap::new(),
                         children: HashMap::new(),
                     };
-                    flatten_concepts(&r["concept"], None, &mut cs);
+                    let links = LinkProperties::declared(&r["property"]);
+                    flatten_concepts(&r["concept"], None, &links, &mut cs);
+                    for (child, parents) in &cs.parents {
+                        for parent in parents {
+                            cs.children.entry(parent.clone()).or_default().push(child.clone());
+                        }
+                    }
                     code_systems.insert(url, cs);
                 }
                 Some("ValueSet") => {
@@ -325,6 +341,23 @@ impl Terminology {
             }
         }
         Terminology { code_systems, value_sets }
+    }
+
+    /// The code systems the `:above` and `:below` token modifiers can search, by URL: those
+    /// the bundle holds in full and whose hierarchy means subsumption. Flat ones are listed too,
+    /// so that the server knows their codes subsume nothing but themselves.
+    fn hierarchies(&self) -> Vec<CodeSystemDef> {
+        let mut out: Vec<CodeSystemDef> = self
+            .code_systems
+            .iter()
+            .filter(|(_, cs)| cs.complete && cs.is_a)
+            .map(|(url, cs)| CodeSystemDef {
+                url: url.clone(),
+                parents: cs.parents.iter().map(|(code, ps)| (code.clone(), ps.iter().cloned().collect())).collect(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.url.cmp(&b.url));
+        out
     }
 
     /// The (system, code) pairs of a value set, or `None` when it cannot be enumerated here.
@@ -410,14 +443,53 @@ impl CodeSystem {
     }
 }
 
-fn flatten_concepts(concepts: &Value, parent: Option<&str>, cs: &mut CodeSystem) {
+/// The concept properties of a CodeSystem that link a concept to its parent or its child:
+/// the spec's `parent` and `child` (http://hl7.org/fhir/concept-properties), under whatever
+/// code the system declares them, and `subsumedBy`, which terminology.hl7.org's code systems use.
+struct LinkProperties {
+    parent: BTreeSet<String>,
+    child: BTreeSet<String>,
+}
+
+impl LinkProperties {
+    fn declared(properties: &Value) -> Self {
+        let mut links = LinkProperties {
+            parent: ["parent", "subsumedBy"].map(str::to_owned).into(),
+            child: BTreeSet::from(["child".to_owned()]),
+        };
+        for p in properties.as_array().into_iter().flatten() {
+            let set = match p["uri"].as_str() {
+                Some("http://hl7.org/fhir/concept-properties#parent") => &mut links.parent,
+                Some("http://hl7.org/fhir/concept-properties#child") => &mut links.child,
+                _ => continue,
+            };
+            set.insert(text(&p["code"]));
+        }
+        links
+    }
+}
+
+fn flatten_concepts(concepts: &Value, parent: Option<&str>, links: &LinkProperties, cs: &mut CodeSystem) {
     for c in concepts.as_array().into_iter().flatten() {
         let code = text(&c["code"]);
         cs.codes.push(code.clone());
+        let mut link = |child: &str, parent: &str| {
+            if child != parent && !child.is_empty() && !parent.is_empty() {
+                cs.parents.entry(child.to_owned()).or_default().insert(parent.to_owned());
+            }
+        };
         if let Some(p) = parent {
-            cs.children.entry(p.to_owned()).or_default().push(code.clone());
+            link(&code, p);
         }
-        flatten_concepts(&c["concept"], Some(&code), cs);
+        for property in c["property"].as_array().into_iter().flatten() {
+            let (name, value) = (text(&property["code"]), text(&property["valueCode"]));
+            if links.parent.contains(&name) {
+                link(&code, &value);
+            } else if links.child.contains(&name) {
+                link(&value, &code);
+            }
+        }
+        flatten_concepts(&c["concept"], Some(&code), links, cs);
     }
 }
 
@@ -499,4 +571,70 @@ fn attr(tag: &str, name: &str) -> Option<String> {
             .replace("&gt;", ">")
             .replace("&amp;", "&"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parents_of<'a>(defs: &'a [CodeSystemDef], url: &str) -> Option<&'a BTreeMap<String, Vec<String>>> {
+        defs.iter().find(|cs| cs.url == url).map(|cs| &cs.parents)
+    }
+
+    #[test]
+    fn hierarchies_from_nesting_and_link_properties() {
+        let bundle = [
+            json!({"resourceType": "CodeSystem", "url": "urn:nested", "content": "complete", "concept": [
+                {"code": "a", "concept": [{"code": "b", "concept": [{"code": "c"}]}]},
+                {"code": "d", "concept": [{"code": "c"}]}
+            ]}),
+            // terminology.hl7.org writes polyhierarchies as `subsumedBy`; the spec defines
+            // `parent` and `child`, which a system may declare under codes of its own.
+            json!({"resourceType": "CodeSystem", "url": "urn:properties", "content": "complete",
+            "hierarchyMeaning": "is-a",
+            "property": [{"code": "up", "uri": "http://hl7.org/fhir/concept-properties#parent", "type": "code"}],
+            "concept": [
+                {"code": "a"},
+                {"code": "b", "property": [{"code": "subsumedBy", "valueCode": "a"}]},
+                {"code": "c", "property": [{"code": "parent", "valueCode": "b"}, {"code": "up", "valueCode": "a"}]},
+                {"code": "d", "property": [{"code": "child", "valueCode": "e"}, {"code": "status", "valueCode": "x"}]},
+                {"code": "e"}
+            ]}),
+            json!({"resourceType": "CodeSystem", "url": "urn:flat", "content": "complete",
+                "concept": [{"code": "x"}, {"code": "y"}]}),
+            json!({"resourceType": "CodeSystem", "url": "urn:example", "content": "example",
+                "concept": [{"code": "a", "concept": [{"code": "b"}]}]}),
+            json!({"resourceType": "CodeSystem", "url": "urn:parts", "content": "complete", "hierarchyMeaning": "part-of",
+                "concept": [{"code": "body", "concept": [{"code": "arm"}]}]}),
+        ];
+        let defs = Terminology::new(&bundle).hierarchies();
+        let urls: Vec<&str> = defs.iter().map(|cs| cs.url.as_str()).collect();
+        assert_eq!(urls, ["urn:flat", "urn:nested", "urn:properties"], "sorted; partial and part-of systems left out");
+        let nested = parents_of(&defs, "urn:nested").expect("nested");
+        assert_eq!(nested.get("b"), Some(&vec!["a".to_owned()]));
+        assert_eq!(nested.get("c"), Some(&vec!["b".to_owned(), "d".to_owned()]));
+        assert!(!nested.contains_key("a"));
+        let props = parents_of(&defs, "urn:properties").expect("properties");
+        assert_eq!(props.get("b"), Some(&vec!["a".to_owned()]));
+        assert_eq!(props.get("c"), Some(&vec!["a".to_owned(), "b".to_owned()]));
+        assert_eq!(props.get("e"), Some(&vec!["d".to_owned()]));
+        assert_eq!(props.len(), 3);
+        assert!(parents_of(&defs, "urn:flat").is_some_and(BTreeMap::is_empty));
+    }
+
+    #[test]
+    fn is_a_filters_follow_link_properties() {
+        let bundle = [
+            json!({"resourceType": "CodeSystem", "url": "urn:p", "content": "complete", "concept": [
+                {"code": "a"}, {"code": "b", "property": [{"code": "subsumedBy", "valueCode": "a"}]}, {"code": "c"}
+            ]}),
+            json!({"resourceType": "ValueSet", "url": "urn:vs", "compose": {"include": [
+                {"system": "urn:p", "filter": [{"property": "concept", "op": "is-a", "value": "a"}]}
+            ]}}),
+        ];
+        let codes = Terminology::new(&bundle).expand("urn:vs", 0).expect("enumerable");
+        let codes: Vec<&str> = codes.iter().map(|(_, c)| c.as_str()).collect();
+        assert_eq!(codes, ["a", "b"]);
+    }
 }

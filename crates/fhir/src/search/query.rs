@@ -24,15 +24,29 @@ pub struct QueryError {
     /// The parameter is unknown (rather than its value malformed): ignorable with
     /// `Prefer: handling=lenient`.
     pub unknown: bool,
+    /// The parameter is known and its value well formed, but it asks for what this server
+    /// cannot answer (the hierarchy of a code system it does not carry): ignorable with
+    /// `Prefer: handling=lenient` too, since search.html#errors lets a lenient server skip
+    /// parameters it does not support for a given search.
+    pub unsupported: bool,
 }
 
 impl QueryError {
     fn bad(param: &str, message: impl Into<String>) -> Self {
-        QueryError { param: param.to_owned(), message: message.into(), unknown: false }
+        QueryError { param: param.to_owned(), message: message.into(), unknown: false, unsupported: false }
     }
 
     fn unknown(param: &str, message: impl Into<String>) -> Self {
-        QueryError { param: param.to_owned(), message: message.into(), unknown: true }
+        QueryError { param: param.to_owned(), message: message.into(), unknown: true, unsupported: false }
+    }
+
+    fn unsupported(param: &str, message: impl Into<String>) -> Self {
+        QueryError { param: param.to_owned(), message: message.into(), unknown: false, unsupported: true }
+    }
+
+    /// Whether `Prefer: handling=lenient` skips the parameter rather than failing the search.
+    pub fn ignorable(&self) -> bool {
+        self.unknown || self.unsupported
     }
 }
 
@@ -355,7 +369,7 @@ impl Parser<'_> {
                         req.canonical.push((name.clone(), value.clone()));
                     }
                 }
-                Err(e) if e.unknown && self.lenient => req.ignored.push(e),
+                Err(e) if e.ignorable() && self.lenient => req.ignored.push(e),
                 Err(e) => return Err(e),
             }
         }
@@ -711,7 +725,8 @@ impl Parser<'_> {
         }))
     }
 
-    /// One value (or, for `:in`, the codes of a value set).
+    /// One value (or, for `:in`, the codes of a value set; for `:above`/`:below` on a token,
+    /// the codes of a hierarchy).
     fn value(&self, full: &str, param: &SearchParam, modifier: &Modifier, raw: &str) -> Result<Vec<SearchValue>> {
         Ok(match (param.kind, modifier) {
             (ParamKind::String, _) => {
@@ -719,6 +734,8 @@ impl Parser<'_> {
             }
             (ParamKind::Token, Modifier::Text) => vec![SearchValue::TokenText(normalize(&unescape(raw)))],
             (ParamKind::Token, Modifier::In | Modifier::NotIn) => value_set_codes(full, raw)?,
+            (ParamKind::Token, Modifier::Above) => subsumption_codes(full, raw, true)?,
+            (ParamKind::Token, Modifier::Below) => subsumption_codes(full, raw, false)?,
             (ParamKind::Token, Modifier::OfType) => {
                 let parts = split_escaped(raw, '|');
                 let [system, code, value] = parts.as_slice() else {
@@ -835,8 +852,8 @@ fn parse_modifier(full: &str, param: &SearchParam, modifier: Option<&str>) -> Re
         "contains" if kind == ParamKind::String || kind == ParamKind::Uri => Modifier::Contains,
         "text" if kind == ParamKind::Token => Modifier::Text,
         "not" if kind == ParamKind::Token => Modifier::Not,
-        "above" if kind == ParamKind::Uri => Modifier::Above,
-        "below" if kind == ParamKind::Uri => Modifier::Below,
+        "above" if kind == ParamKind::Uri || kind == ParamKind::Token => Modifier::Above,
+        "below" if kind == ParamKind::Uri || kind == ParamKind::Token => Modifier::Below,
         "in" if kind == ParamKind::Token => Modifier::In,
         "not-in" if kind == ParamKind::Token => Modifier::NotIn,
         "of-type" if kind == ParamKind::Token => Modifier::OfType,
@@ -846,12 +863,6 @@ fn parse_modifier(full: &str, param: &SearchParam, modifier: Option<&str>) -> Re
                 return Err(QueryError::bad(full, format!("'{}' cannot point at a {t}", param.code)));
             }
             Modifier::Type(t.to_owned())
-        }
-        "above" | "below" if kind == ParamKind::Token => {
-            return Err(QueryError::bad(
-                full,
-                format!(":{m} on tokens needs code system hierarchies, which are not supported"),
-            ));
         }
         other => {
             return Err(QueryError::bad(
@@ -1015,6 +1026,37 @@ fn value_set_codes(full: &str, url: &str) -> Result<Vec<SearchValue>> {
     Ok(values)
 }
 
+/// The codes `:below` (`system|code` and every code it subsumes) or `:above` (`system|code`
+/// and every code that subsumes it) stand for, from the code system's hierarchy in the
+/// definitions; the store then searches them as `:in` does a value set's.
+fn subsumption_codes(full: &str, raw: &str, above: bool) -> Result<Vec<SearchValue>> {
+    let m = if above { "above" } else { "below" };
+    let parts = split_escaped(raw, '|');
+    let (system, code) = match parts.as_slice() {
+        [system, code] if !system.is_empty() && !code.is_empty() => (system, code),
+        [system, _] if !system.is_empty() => {
+            return Err(QueryError::bad(full, format!(":{m} needs a code: '{raw}' names only a system")));
+        }
+        _ => {
+            return Err(QueryError::bad(
+                full,
+                format!(":{m} searches a code system's hierarchy, so it needs a system: system|code, not '{raw}'"),
+            ));
+        }
+    };
+    let defs = crate::definitions();
+    let codes = if above { defs.ancestors(system, code) } else { defs.descendants(system, code) }.ok_or_else(|| {
+        QueryError::unsupported(
+            full,
+            format!(":{m} needs the hierarchy of the code system '{system}', which this server does not know"),
+        )
+    })?;
+    Ok(codes
+        .into_iter()
+        .map(|c| SearchValue::Token { system: TokenSystem::Is(system.clone()), code: Some(c.to_owned()) })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1124,6 +1166,76 @@ mod tests {
         let r = parse(None, "_type=Patient,Observation&_lastUpdated=gt2020").expect("parses");
         assert_eq!(r.types.len(), 2);
         assert!(parse(None, "name=x").is_err(), "not a parameter of every type");
+    }
+
+    fn codes_of(r: &SearchRequest, system: &str) -> Vec<String> {
+        let mut codes: Vec<String> = values(r)
+            .iter()
+            .map(|v| match v {
+                SearchValue::Token { system: TokenSystem::Is(s), code: Some(c) } if s == system => c.clone(),
+                other => panic!("not a code of {system}: {other:?}"),
+            })
+            .collect();
+        codes.sort();
+        codes
+    }
+
+    #[test]
+    fn above_and_below_expand_code_system_hierarchies() {
+        let intent = "http://hl7.org/fhir/request-intent";
+        let r = parse(Some("ServiceRequest"), &format!("intent:below={intent}|order")).expect("parses");
+        assert!(matches!(&r.filters[0], Filter::Param { modifier: Modifier::Below, not: false, .. }));
+        assert_eq!(codes_of(&r, intent), ["filler-order", "instance-order", "order", "original-order", "reflex-order"]);
+        let r = parse(Some("ServiceRequest"), &format!("intent:above={intent}|instance-order")).expect("parses");
+        assert_eq!(codes_of(&r, intent), ["filler-order", "instance-order", "order"]);
+        // On a CodeableConcept, and ORed: the union of the hierarchies.
+        let clinical = "http://terminology.hl7.org/CodeSystem/condition-clinical";
+        let r = parse(Some("Condition"), &format!("clinical-status:below={clinical}|active,{clinical}|resolved"))
+            .expect("parses");
+        assert_eq!(codes_of(&r, clinical), ["active", "recurrence", "relapse", "resolved"]);
+        // A code the system does not define is searched as itself (search.html#errors).
+        let r = parse(Some("ServiceRequest"), &format!("intent:below={intent}|nonsense")).expect("parses");
+        assert_eq!(codes_of(&r, intent), ["nonsense"]);
+        // The self link keeps the parameter as given, not its expansion.
+        assert_eq!(r.canonical, vec![("intent:below".to_owned(), format!("{intent}|nonsense"))]);
+        // `:above`/`:below` on uris are prefix searches, unchanged.
+        let r = parse(Some("ValueSet"), "url:below=http://acme.org/fhir/").expect("parses");
+        assert_eq!(values(&r), &[SearchValue::Uri("http://acme.org/fhir/".into())]);
+    }
+
+    #[test]
+    fn above_and_below_errors() {
+        // A system whose hierarchy the server does not carry: unsupported, named, ignorable.
+        let e = parse(Some("Condition"), "code:below=http://snomed.info/sct|404684003").expect_err("SNOMED CT");
+        assert_eq!(e.param, "code:below");
+        assert!(e.unsupported && !e.unknown && e.ignorable(), "{e:?}");
+        assert!(e.message.contains("http://snomed.info/sct") && e.message.contains("hierarchy"), "{}", e.message);
+        let e = parse(Some("Observation"), "code:above=http://loinc.org|8867-4").expect_err("LOINC");
+        assert!(e.unsupported && e.param == "code:above");
+        // Without a system (or a code) the value is malformed, whatever the handling.
+        for q in ["intent:below=order", "intent:below=|order", "intent:above=http://hl7.org/fhir/request-intent|"] {
+            let e = parse(Some("ServiceRequest"), q).expect_err(q);
+            assert!(!e.ignorable() && e.param.starts_with("intent:"), "{q}: {e:?}");
+        }
+        let e = parse(Some("ServiceRequest"), "intent:below=order").expect_err("no system");
+        assert!(e.message.contains("needs a system"), "{}", e.message);
+        // Lenient handling skips a hierarchy it does not know, and keeps the other parameters.
+        let pairs = vec![
+            ("code:below".to_owned(), "http://snomed.info/sct|404684003".to_owned()),
+            ("clinical-status".to_owned(), "active".to_owned()),
+        ];
+        let r = Parser { registry: standard(), base_url: "", lenient: true }
+            .parse(Some("Condition"), &pairs)
+            .expect("lenient");
+        assert_eq!(r.ignored.len(), 1);
+        assert_eq!(r.filters.len(), 1);
+        assert_eq!(r.canonical, vec![("clinical-status".to_owned(), "active".to_owned())]);
+        let pairs = vec![("intent:below".to_owned(), "order".to_owned())];
+        assert!(
+            Parser { registry: standard(), base_url: "", lenient: true }.parse(Some("ServiceRequest"), &pairs).is_err()
+        );
+        // On strings they stay refused: strings have no hierarchy.
+        assert!(parse(Some("Patient"), "family:below=http://x|y").is_err_and(|e| !e.ignorable()));
     }
 
     #[test]
