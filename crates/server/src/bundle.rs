@@ -300,26 +300,16 @@ fn parse_entry(index: usize, raw: &Value, options: &BundleOptions) -> ApiResult<
         )
         .map_err(|e| at_url(e, &url_expr))
     };
-    if resource_type.is_empty() && matches!(verb, Verb::Get) && query.is_some() {
-        let plan = search(None)?;
-        return Ok(Entry {
-            index,
-            full_url: None,
-            verb,
-            resource_type,
-            addr: Addr::Search(Box::new(plan)),
-            resource: None,
-            patch: None,
-            if_match: None,
-            if_none_exist: None,
-            indexed: None,
-        });
+    // A system-level search (`GET ?_type=…`) is the one URL without a resource type.
+    let system_search = segments.is_empty() && matches!(verb, Verb::Get) && query.is_some();
+    if !system_search {
+        if resource_type.is_empty() {
+            return Err(ApiError::bad_request_at(format!("the request URL '{url}' names no resource type"), url_expr));
+        }
+        service::known_type(&resource_type)?;
     }
-    if resource_type.is_empty() {
-        return Err(ApiError::bad_request_at(format!("the request URL '{url}' names no resource type"), url_expr));
-    }
-    service::known_type(&resource_type)?;
     let addr = match (segments.as_slice(), query) {
+        ([], _) => Addr::Search(Box::new(search(None)?)),
         ([_], Some(q)) if matches!(verb, Verb::Put | Verb::Delete | Verb::Patch) => {
             Addr::Criteria(q.to_owned(), service::parse_criteria(&options.registry, &resource_type, q)?)
         }

@@ -190,26 +190,18 @@ impl<'a> Builder<'a> {
                 self.param(scope, param, modifier, values, *not, false)?
             }
             Filter::Builtin(b) => self.builtin(scope, b)?,
-            Filter::Any(filters) => {
-                // A union of rid sets is one list to drive from; an OR of conditions would
-                // make the database consider every resource.
-                let mut sets = Vec::with_capacity(filters.len());
-                for f in filters {
-                    match self.rid_set(scope, f)? {
-                        Some(set) => sets.push(set),
-                        None => break,
-                    }
-                }
-                if sets.len() == filters.len() {
-                    format!("{a}.rid IN ({})", sets.join(" UNION "))
-                } else {
+            // A union of rid sets is one list to drive from; an OR of conditions would make
+            // the database consider every resource.
+            Filter::Any(filters) => match self.rid_set(scope, filter)? {
+                Some(set) => format!("{a}.rid IN ({set})"),
+                None => {
                     let mut ors = Vec::with_capacity(filters.len());
                     for f in filters {
                         ors.push(self.filter(scope, f)?);
                     }
                     format!("({})", ors.join(" OR "))
                 }
-            }
+            },
             Filter::Has { source_type, param, inner } => {
                 let src_scope = Scope { alias: String::new(), resource_type: Some(source_type), types: &[] };
                 let head = self.index_head(&src_scope, &param.code);
