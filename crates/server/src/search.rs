@@ -303,16 +303,31 @@ impl Plan {
             sort: &request.sort,
             count,
             cursor: request.cursor.as_deref(),
-            total: request.total != Some(Total::None),
+            total: counts_total(request),
             include: &request.include,
             revinclude: &request.revinclude,
         };
-        let page = match source {
+        let mut page = match source {
             Source::Store(store) => store.search(DEFAULT_TENANT, &query).await?,
             Source::Transaction(tx) => tx.search(&query).await?,
         };
+        if page.total.is_none() && request.total != Some(Total::None) && request.cursor.is_none() && page.next.is_none()
+        {
+            // The first page holds every match: its length is the total, at no cost.
+            page.total = Some(page.matches.len() as u64);
+        }
         searchset(base, self, &page)
     }
+}
+
+/// Whether the store counts every match. Counting a wide set costs as much as reading it, so a
+/// search counts only when asked to (`_total=accurate|estimate`, `_summary=count`, `_count=0`);
+/// otherwise `Bundle.total` is given only when the first page holds every match (the spec
+/// leaves it optional on a searchset).
+fn counts_total(request: &SearchRequest) -> bool {
+    request.summary == Some(Summary::Count)
+        || request.count == Some(0)
+        || matches!(request.total, Some(Total::Accurate | Total::Estimate))
 }
 
 fn link(base: &str, plan: &Plan, cursor: Option<&str>) -> String {

@@ -216,7 +216,7 @@ async fn search_entries_in_batch_and_transaction(s: TestServer) {
     let b = bundle(
         "batch",
         vec![
-            json!({"request": {"method": "GET", "url": "Patient?family=searchable&_count=1"}}),
+            json!({"request": {"method": "GET", "url": "Patient?family=searchable&_count=1&_total=accurate"}}),
             json!({"request": {"method": "GET", "url": "?_type=Patient&_summary=count"}}),
             json!({"request": {"method": "GET", "url": "Patient?nonsense=1"}}),
             json!({"request": {"method": "GET", "url": "Patient"}}),

@@ -299,6 +299,17 @@ async fn total_modes(s: TestServer) {
     // estimate: a number, any number the server thinks right; the entries are unaffected.
     let b = search(&s, "Patient?family=Page&_total=estimate").await;
     assert_eq!(match_ids(&b).len(), 5);
+    // Not asked for, the total is given when the first page holds every match (it costs
+    // nothing), and left out when counting would mean reading past the page.
+    assert_eq!(total(&search(&s, "Patient?family=Page").await), 5);
+    assert_eq!(total(&search(&s, "Patient?family=Nobody").await), 0);
+    let b = search(&s, "Patient?family=Page&_count=2").await;
+    assert!(b.get("total").is_none(), "paged without _total: {b}");
+    let b = search(&s, "Patient?family=Page&_total=none").await;
+    assert!(b.get("total").is_none(), "_total=none: {b}");
+    // A single parameter's count is read from its index: the same figure as the full plan.
+    assert_eq!(total(&search(&s, "Patient?family=Page&_summary=count").await), 5);
+    assert_eq!(total(&search(&s, "Patient?family=Page&gender:missing=true&_summary=count").await), 5);
 }
 
 async fn compartment_search(s: TestServer) {

@@ -28,6 +28,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "resources", sql: include_str!("../migrations/postgres/0001_resources.sql") },
     Migration { version: 2, name: "search", sql: include_str!("../migrations/postgres/0002_search.sql") },
     Migration { version: 3, name: "live", sql: include_str!("../migrations/postgres/0003_live.sql") },
+    Migration { version: 4, name: "covering", sql: include_str!("../migrations/both/0004_covering.sql") },
 ];
 
 /// Any fixed number: instances starting together take turns at migrating.

@@ -50,7 +50,7 @@ impl Sql {
 
 /// The index table of a kind of value.
 /// How few resources a filter is likely to leave, lower for fewer: a guess from its kind, for
-/// choosing the filter that drives a query (see [`Builder::where_clause`]).
+/// choosing the filter that drives a query (see [`Builder::selection`]).
 fn selectivity(filter: &Filter) -> u8 {
     match filter {
         Filter::Builtin(Builtin::Id(_)) => 0,
@@ -69,6 +69,43 @@ fn selectivity(filter: &Filter) -> u8 {
         Filter::Builtin(Builtin::Text { .. }) => 4,
         Filter::Builtin(Builtin::LastUpdated(_)) | Filter::Any(_) | Filter::ReferencedBy(_) => 6,
         Filter::Compartment { .. } => 7,
+    }
+}
+
+/// How SQLite should read `resources` when a list of rids selects them: by rowid, in rowid
+/// order. Through the live index it would sort every match before taking a page, or scan the
+/// tenant's rows to test each against the list.
+fn by_rowid(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => " NOT INDEXED",
+        Dialect::Postgres => "",
+    }
+}
+
+/// The join of reference row `x` to the resource `r` it points at. PostgreSQL keeps the index
+/// columns in the "C" collation and the resources' in the default one: compared without saying
+/// which, the resources' key index cannot serve and the join reads every resource.
+fn reference_target(dialect: Dialect, r: &str) -> String {
+    let c = match dialect {
+        Dialect::Sqlite => "",
+        Dialect::Postgres => " COLLATE \"default\"",
+    };
+    format!("{r}.tenant = x.tenant AND {r}.resource_type = x.target_type{c} AND {r}.id = x.target_id{c}")
+}
+
+/// A filter on a nested `resources` alias.
+struct Nested {
+    alias: String,
+    from: String,
+    conditions: String,
+}
+
+/// The hint to an index table's `(rid, pid)` index: SQLite without statistics would rather
+/// walk the value index (more equality terms) than the one that finds a row's values.
+fn rid_index(dialect: Dialect, table: &str) -> String {
+    match dialect {
+        Dialect::Sqlite => format!(" INDEXED BY {table}_rid"),
+        Dialect::Postgres => String::new(),
     }
 }
 
@@ -122,8 +159,9 @@ impl<'a> Builder<'a> {
         Builder { dialect, tenant, keys, sql: Sql::default(), depth: 0 }
     }
 
-    /// Live resources of the type (or types) that pass every filter.
-    pub fn where_clause(
+    /// `FROM resources {alias} WHERE …`: the live resources of the type (or types) that pass
+    /// every filter.
+    pub fn selection(
         &mut self,
         alias: &str,
         resource_type: Option<&str>,
@@ -137,9 +175,17 @@ impl<'a> Builder<'a> {
         // and intersecting would read every row of a wide condition (`date=ge2000`) however
         // few resources the narrow one (`patient=…`) leaves.
         let driver = filters.iter().enumerate().min_by_key(|(_, f)| selectivity(f)).map(|(i, _)| i);
+        let mut driving_set = None;
         for (i, f) in filters.iter().enumerate() {
             let clause = match f {
-                Filter::Param { param, modifier, values, not } if Some(i) != driver => {
+                _ if Some(i) == driver => match self.rid_set(&scope, f)? {
+                    Some(set) => {
+                        driving_set = Some(set);
+                        continue;
+                    }
+                    None => self.filter(&scope, f)?,
+                },
+                Filter::Param { param, modifier, values, not } => {
                     self.depth += 1;
                     let clause = self.param(&scope, param, modifier, values, *not, true);
                     self.depth -= 1;
@@ -149,7 +195,38 @@ impl<'a> Builder<'a> {
             };
             parts.push(clause);
         }
-        Ok(parts.join(" AND "))
+        let conditions = parts.join(" AND ");
+        // Driven by a set of rids, the resources should be read in rid order: the rows then
+        // come in the page order and a page stops after its first matches instead of sorting
+        // every match. SQLite does that fetching each by its rowid (through the live index
+        // it would sort); PostgreSQL when the set is a join input it can read in order
+        // (a value index scan is in rid order), which an `IN` semi-join never is.
+        Ok(match (driving_set, self.dialect) {
+            (None, _) => format!("FROM resources {alias} WHERE {conditions}"),
+            (Some(set), Dialect::Sqlite) => format!(
+                "FROM resources {alias}{} WHERE {alias}.rid IN ({set}) AND {conditions}",
+                by_rowid(self.dialect)
+            ),
+            (Some(set), Dialect::Postgres) => format!(
+                "FROM (SELECT DISTINCT s.rid FROM ({set}) s) d JOIN resources {alias} ON {alias}.rid = d.rid \
+                 WHERE {conditions}"
+            ),
+        })
+    }
+
+    /// `SELECT COUNT(*)` of the resources [`Self::selection`] selects.
+    pub fn count(&mut self, resource_type: Option<&str>, types: &[String], filters: &[Filter]) -> Result<String> {
+        if let [Filter::Param { param, modifier, values, not: false }] = filters
+            && *modifier != Modifier::Missing(true)
+        {
+            // Index rows exist only for live resources, under a key per resource type: a single
+            // parameter's count reads its index alone, not one resource row per match.
+            let scope = Scope { alias: "r".to_owned(), resource_type, types };
+            let (t, _, condition) = self.param_condition(&scope, param, modifier, values, false)?;
+            return Ok(format!("SELECT COUNT(DISTINCT x.rid) FROM {t} x WHERE {condition}"));
+        }
+        let from = self.selection("r", resource_type, types, filters)?;
+        Ok(format!("SELECT COUNT(*) {from}"))
     }
 
     fn base(&mut self, scope: &Scope<'_>) -> String {
@@ -209,10 +286,10 @@ impl<'a> Builder<'a> {
                     Some(rt) => self.sql.text(rt),
                     None => format!("{a}.resource_type"),
                 };
-                let (r, conditions) = self.nested(Some(source_type), inner)?;
-                let join = self.join_by_rid(&r);
+                let Nested { alias, from, conditions } = self.nested_rids(source_type, inner)?;
+                let join = self.join_by_rid(&alias);
                 format!(
-                    "{a}.id IN (SELECT x.target_id FROM resources {r} {join} WHERE {conditions} AND {head} \
+                    "{a}.id IN (SELECT x.target_id FROM {from} {join} WHERE {conditions} AND {head} \
                      AND x.target_type = {target_type})"
                 )
             }
@@ -241,12 +318,7 @@ impl<'a> Builder<'a> {
         let a = &scope.alias;
         let (t, negated, condition) = self.param_condition(scope, param, modifier, values, not)?;
         Ok(if probe || negated {
-            // SQLite without statistics would rather walk the value index (more equality
-            // terms) than the rid one; the rid index is the one that finds a row's values.
-            let hint = match self.dialect {
-                Dialect::Sqlite => format!(" INDEXED BY {t}_rid"),
-                Dialect::Postgres => String::new(),
-            };
+            let hint = rid_index(self.dialect, t);
             let op = if negated { "NOT EXISTS" } else { "EXISTS" };
             format!("{op} (SELECT 1 FROM {t} x{hint} WHERE x.rid = {a}.rid AND {condition})")
         } else {
@@ -288,10 +360,11 @@ impl<'a> Builder<'a> {
     /// parameter the wide one. SQLite takes `CROSS JOIN` as that order and needs the hint to
     /// the rid index without statistics; PostgreSQL plans the join itself.
     fn join_by_rid(&self, r: &str) -> String {
-        match self.dialect {
-            Dialect::Sqlite => format!("CROSS JOIN idx_reference x INDEXED BY idx_reference_rid ON x.rid = {r}.rid"),
-            Dialect::Postgres => format!("JOIN idx_reference x ON x.rid = {r}.rid"),
-        }
+        let join = match self.dialect {
+            Dialect::Sqlite => "CROSS JOIN",
+            Dialect::Postgres => "JOIN",
+        };
+        format!("{join} idx_reference x{} ON x.rid = {r}.rid", rid_index(self.dialect, "idx_reference"))
     }
 
     /// The filter as a `SELECT` of the rids it selects (a superset is fine where the caller
@@ -321,27 +394,28 @@ impl<'a> Builder<'a> {
             }
             Filter::ReferencedBy(inner) => {
                 let tenant = self.sql.text(self.tenant);
-                let (r, conditions) = self.nested(None, inner)?;
-                let join = self.join_by_rid(&r);
+                let Nested { alias, from, conditions } = self.nested(None, inner)?;
+                let join = self.join_by_rid(&alias);
                 let target = match self.dialect {
                     Dialect::Sqlite => "CROSS JOIN resources t",
                     Dialect::Postgres => "JOIN resources t",
                 };
+                let on = reference_target(self.dialect, "t");
                 Some(format!(
-                    "SELECT t.rid FROM resources {r} {join} {target} ON t.tenant = x.tenant \
-                     AND t.resource_type = x.target_type AND t.id = x.target_id WHERE {conditions} AND x.tenant = {tenant}"
+                    "SELECT t.rid FROM {from} {join} {target} ON {on} WHERE {conditions} AND x.tenant = {tenant}"
                 ))
             }
             Filter::Chain { param, target_type, inner } => {
                 let head = self.index_head(scope, &param.code);
                 let tt = self.sql.text(target_type);
-                let (r, conditions) = self.nested(Some(target_type), inner)?;
-                let join = match self.dialect {
-                    Dialect::Sqlite => "CROSS JOIN idx_reference x INDEXED BY idx_reference_v0",
-                    Dialect::Postgres => "JOIN idx_reference x",
+                let Nested { alias, from, conditions } = self.nested(Some(target_type), inner)?;
+                // The reference index is in the "C" collation (see `reference_target`).
+                let (join, c) = match self.dialect {
+                    Dialect::Sqlite => ("CROSS JOIN idx_reference x INDEXED BY idx_reference_v0", ""),
+                    Dialect::Postgres => ("JOIN idx_reference x", " COLLATE \"C\""),
                 };
                 Some(format!(
-                    "SELECT x.rid FROM resources {r} {join} ON x.target_id = {r}.id WHERE {conditions} AND {head} \
+                    "SELECT x.rid FROM {from} {join} ON x.target_id = {alias}.id{c} WHERE {conditions} AND {head} \
                      AND x.target_type = {tt}"
                 ))
             }
@@ -389,13 +463,32 @@ impl<'a> Builder<'a> {
         Ok(set)
     }
 
-    /// A filter over another `resources` alias (chains, `_has`): the alias and its conditions.
-    fn nested(&mut self, resource_type: Option<&str>, inner: &Filter) -> Result<(String, String)> {
+    /// A filter over another `resources` alias (chains, `_has`): the alias, how to name it in a
+    /// `FROM`, and its conditions.
+    fn nested(&mut self, resource_type: Option<&str>, inner: &Filter) -> Result<Nested> {
         let alias = format!("r{}", self.depth);
         let scope = Scope { alias: alias.clone(), resource_type, types: &[] };
         let base = self.base(&scope);
-        let condition = self.filter(&scope, inner)?;
-        Ok((alias, format!("{base} AND {condition}")))
+        let (from, condition) = match self.rid_set(&scope, inner)? {
+            Some(set) => (format!("resources {alias}{}", by_rowid(self.dialect)), format!("{alias}.rid IN ({set})")),
+            None => (format!("resources {alias}"), self.filter(&scope, inner)?),
+        };
+        Ok(Nested { from, conditions: format!("{base} AND {condition}"), alias })
+    }
+
+    /// [`Self::nested`] where only the rids are needed: a single parameter's index rows name
+    /// live resources of their type already, so the resources themselves go unread.
+    fn nested_rids(&mut self, resource_type: &str, inner: &Filter) -> Result<Nested> {
+        if let Filter::Param { not: false, modifier, .. } = inner
+            && *modifier != Modifier::Missing(true)
+        {
+            let alias = format!("r{}", self.depth);
+            let scope = Scope { alias: alias.clone(), resource_type: Some(resource_type), types: &[] };
+            if let Some(set) = self.rid_set(&scope, inner)? {
+                return Ok(Nested { from: format!("({set}) {alias}"), conditions: "TRUE".to_owned(), alias });
+            }
+        }
+        self.nested(Some(resource_type), inner)
     }
 
     fn builtin(&mut self, scope: &Scope<'_>, b: &Builtin) -> Result<String> {
@@ -1021,8 +1114,7 @@ pub(crate) async fn run(runner: &dyn Runner, tenant: &str, q: &crate::SearchQuer
     let mut page = crate::SearchPage::default();
     if q.total {
         let mut b = Builder::new(runner.dialect(), tenant, runner.keys());
-        let w = b.where_clause("r", q.resource_type, q.types, q.filters)?;
-        b.sql.text = format!("SELECT COUNT(*) FROM resources r WHERE {w}");
+        b.sql.text = b.count(q.resource_type, q.types, q.filters)?;
         let rows = runner.rows(&b.sql, &[KeyType::Int]).await?;
         page.total = rows.first().and_then(|r| r.first()).map(|v| int_of(v).max(0) as u64);
     }
@@ -1031,7 +1123,7 @@ pub(crate) async fn run(runner: &dyn Runner, tenant: &str, q: &crate::SearchQuer
     }
     let cursor = q.cursor.map(|c| Cursor::decode(c, q.sort.len())).transpose()?;
     let mut b = Builder::new(runner.dialect(), tenant, runner.keys());
-    let w = b.where_clause("r", q.resource_type, q.types, q.filters)?;
+    let from = b.selection("r", q.resource_type, q.types, q.filters)?;
     let keys: Vec<String> = q
         .sort
         .iter()
@@ -1045,13 +1137,15 @@ pub(crate) async fn run(runner: &dyn Runner, tenant: &str, q: &crate::SearchQuer
         Some(c) => format!("WHERE {}", after_cursor(&mut b.sql, q.sort, c)),
         None => String::new(),
     };
-    let inner =
-        format!("SELECT r.rid, r.tenant, r.resource_type, r.id, r.version{key_list} FROM resources r WHERE {w}");
+    let inner = format!("SELECT r.rid, r.tenant, r.resource_type, r.id, r.version{key_list} {from}");
     let select = RESOURCE_COLUMNS.replace("r.rid, r.resource_type, r.id", "q.rid, q.resource_type, q.id");
+    // The page is cut before the bodies are joined: joined first, every match's body would be
+    // read to sort them.
+    let order = order_by(q.sort, reverse);
     b.sql.text = format!(
-        "SELECT {select}{outer_keys} FROM ({inner}) q JOIN versions v ON v.tenant = q.tenant \
-         AND v.resource_type = q.resource_type AND v.id = q.id AND v.version = q.version {after} ORDER BY {} LIMIT {}",
-        order_by(q.sort, reverse),
+        "SELECT {select}{outer_keys} FROM (SELECT * FROM ({inner}) q {after} ORDER BY {order} LIMIT {}) q \
+         JOIN versions v ON v.tenant = q.tenant AND v.resource_type = q.resource_type AND v.id = q.id \
+         AND v.version = q.version ORDER BY {order}",
         q.count + 1
     );
     let mut types = RESOURCE_TYPES.to_vec();
@@ -1156,10 +1250,12 @@ async fn include_targets(
         cond.push_str(&format!(" AND x.target_type = {}", sql.text(tt)));
     }
     let t2 = sql.text(tenant);
+    let (rowid, rid_index) = (by_rowid(runner.dialect()), rid_index(runner.dialect(), "idx_reference"));
     sql.text = format!(
-        "SELECT {RESOURCE_COLUMNS} FROM resources r {CURRENT_JOIN} WHERE r.tenant = {t2} AND r.deleted = FALSE \
-         AND r.rid IN (SELECT r2.rid FROM resources r2 JOIN idx_reference x ON r2.tenant = x.tenant \
-         AND r2.resource_type = x.target_type AND r2.id = x.target_id WHERE {cond}) ORDER BY r.rid LIMIT {MAX_INCLUDED}"
+        "SELECT {RESOURCE_COLUMNS} FROM resources r{rowid} {CURRENT_JOIN} WHERE r.tenant = {t2} AND r.deleted = FALSE \
+         AND r.rid IN (SELECT r2.rid FROM idx_reference x{rid_index} JOIN resources r2 ON {on} WHERE {cond}) \
+         ORDER BY r.rid LIMIT {MAX_INCLUDED}",
+        on = reference_target(runner.dialect(), "r2")
     );
     let rows = runner.rows(&sql, &RESOURCE_TYPES).await?;
     Ok(rows.iter().filter_map(|r| resource_row(r)).collect())
@@ -1196,8 +1292,9 @@ async fn revinclude_sources(
         cond.push_str(&format!(" AND {}", sql.keys_in("x.pid", &pids)));
     }
     let t2 = sql.text(tenant);
+    let rowid = by_rowid(runner.dialect());
     sql.text = format!(
-        "SELECT {RESOURCE_COLUMNS} FROM resources r {CURRENT_JOIN} WHERE r.tenant = {t2} AND r.deleted = FALSE \
+        "SELECT {RESOURCE_COLUMNS} FROM resources r{rowid} {CURRENT_JOIN} WHERE r.tenant = {t2} AND r.deleted = FALSE \
          AND r.rid IN (SELECT x.rid FROM idx_reference x WHERE {cond}) ORDER BY r.rid LIMIT {MAX_INCLUDED}"
     );
     let rows = runner.rows(&sql, &RESOURCE_TYPES).await?;
@@ -1213,8 +1310,8 @@ pub(crate) async fn find(
     limit: usize,
 ) -> Result<Vec<String>> {
     let mut b = Builder::new(runner.dialect(), tenant, runner.keys());
-    let w = b.where_clause("r", Some(resource_type), &[], filters)?;
-    b.sql.text = format!("SELECT r.id FROM resources r WHERE {w} ORDER BY r.rid LIMIT {limit}");
+    let from = b.selection("r", Some(resource_type), &[], filters)?;
+    b.sql.text = format!("SELECT r.id {from} ORDER BY r.rid LIMIT {limit}");
     let rows = runner.rows(&b.sql, &[KeyType::Text]).await?;
     Ok(rows.iter().filter_map(|r| r.first().and_then(text_of)).collect())
 }

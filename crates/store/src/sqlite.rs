@@ -30,6 +30,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "resources", sql: include_str!("../migrations/sqlite/0001_resources.sql") },
     Migration { version: 2, name: "search", sql: include_str!("../migrations/sqlite/0002_search.sql") },
     Migration { version: 3, name: "live", sql: include_str!("../migrations/sqlite/0003_live.sql") },
+    Migration { version: 4, name: "covering", sql: include_str!("../migrations/both/0004_covering.sql") },
 ];
 
 const READERS: usize = 8;
