@@ -829,8 +829,10 @@ impl Transaction for PgTransaction {
             Ok(()) => {
                 if self.growth.add(self.written) {
                     // Off the request's path; the connection returns to the pool when done.
+                    // The index tables too: their estimates pick a search's driving filter.
+                    let statement = format!("ANALYZE resources, versions, {}", search::INDEX_TABLES.join(", "));
                     tokio::spawn(async move {
-                        if let Err(e) = client.batch_execute("ANALYZE resources, versions").await {
+                        if let Err(e) = client.batch_execute(&statement).await {
                             tracing::warn!(error = %e, "refreshing the planner statistics failed");
                         }
                     });

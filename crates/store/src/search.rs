@@ -85,12 +85,12 @@ fn by_rowid(dialect: Dialect) -> &'static str {
 /// The join of reference row `x` to the resource `r` it points at. PostgreSQL keeps the index
 /// columns in the "C" collation and the resources' in the default one: compared without saying
 /// which, the resources' key index cannot serve and the join reads every resource.
-fn reference_target(dialect: Dialect, r: &str) -> String {
+fn reference_target(dialect: Dialect, r: &str, tenant: &str) -> String {
     let c = match dialect {
         Dialect::Sqlite => "",
         Dialect::Postgres => " COLLATE \"default\"",
     };
-    format!("{r}.tenant = x.tenant AND {r}.resource_type = x.target_type{c} AND {r}.id = x.target_id{c}")
+    format!("{r}.tenant = {tenant} AND {r}.resource_type = x.target_type{c} AND {r}.id = x.target_id{c}")
 }
 
 /// A filter on a nested `resources` alias.
@@ -222,7 +222,7 @@ impl<'a> Builder<'a> {
             // Index rows exist only for live resources, under a key per resource type: a single
             // parameter's count reads its index alone, not one resource row per match.
             let scope = Scope { alias: "r".to_owned(), resource_type, types };
-            let (t, _, condition) = self.param_condition(&scope, param, modifier, values, false)?;
+            let (t, condition) = self.param_condition(&scope, param, modifier, values, false)?;
             return Ok(format!("SELECT COUNT(DISTINCT x.rid) FROM {t} x WHERE {condition}"));
         }
         let from = self.selection("r", resource_type, types, filters)?;
@@ -251,9 +251,15 @@ impl<'a> Builder<'a> {
     /// scope's type (or types).
     fn index_head(&mut self, scope: &Scope<'_>, param: &str) -> String {
         let tenant = self.sql.text(self.tenant);
-        let pids = self.keys.pids(scope.resource_type, scope.types, param);
-        let keys = self.sql.keys_in("x.pid", &pids);
+        let keys = self.rid_head(scope, param);
         format!("x.tenant = {tenant} AND {keys}")
+    }
+
+    /// [`Self::index_head`] for rows found by `rid`: a rid is one tenant's resource already,
+    /// and without the tenant test a lookup on the `(rid, pid, …)` index reads no table row.
+    fn rid_head(&mut self, scope: &Scope<'_>, param: &str) -> String {
+        let pids = self.keys.pids(scope.resource_type, scope.types, param);
+        self.sql.keys_in("x.pid", &pids)
     }
 
     fn filter(&mut self, scope: &Scope<'_>, filter: &Filter) -> Result<String> {
@@ -281,7 +287,7 @@ impl<'a> Builder<'a> {
             },
             Filter::Has { source_type, param, inner } => {
                 let src_scope = Scope { alias: String::new(), resource_type: Some(source_type), types: &[] };
-                let head = self.index_head(&src_scope, &param.code);
+                let head = self.rid_head(&src_scope, &param.code);
                 let target_type = match scope.resource_type {
                     Some(rt) => self.sql.text(rt),
                     None => format!("{a}.resource_type"),
@@ -316,7 +322,11 @@ impl<'a> Builder<'a> {
         probe: bool,
     ) -> Result<String> {
         let a = &scope.alias;
-        let (t, negated, condition) = self.param_condition(scope, param, modifier, values, not)?;
+        let negated = match modifier {
+            Modifier::Missing(missing) => *missing,
+            _ => not,
+        };
+        let (t, condition) = self.param_condition(scope, param, modifier, values, probe || negated)?;
         Ok(if probe || negated {
             let hint = rid_index(self.dialect, t);
             let op = if negated { "NOT EXISTS" } else { "EXISTS" };
@@ -326,31 +336,32 @@ impl<'a> Builder<'a> {
         })
     }
 
-    /// The index table of a parameter, whether the condition is negated, and the condition on
-    /// its row `x`.
+    /// The index table of a parameter and the condition on its row `x` (`:not` and
+    /// `:missing=true` left to the caller to negate); `by_rid` when the rows are looked up by
+    /// the resource's rid.
     fn param_condition(
         &mut self,
         scope: &Scope<'_>,
         param: &fhir::search::SearchParam,
         modifier: &Modifier,
         values: &[SearchValue],
-        not: bool,
-    ) -> Result<(&'static str, bool, String)> {
+        by_rid: bool,
+    ) -> Result<(&'static str, String)> {
         let (table_kind, row_param) = match modifier {
             Modifier::Identifier => (ParamKind::Token, format!("{}:identifier", param.code)),
             Modifier::OfType => (ParamKind::Token, format!("{}:of-type", param.code)),
             _ => (param.kind, param.code.clone()),
         };
         let t = table(table_kind);
-        let head = self.index_head(scope, &row_param);
+        let head = if by_rid { self.rid_head(scope, &row_param) } else { self.index_head(scope, &row_param) };
         Ok(match modifier {
-            Modifier::Missing(missing) => (t, *missing, head),
+            Modifier::Missing(_) => (t, head),
             _ => {
                 let mut ors = Vec::with_capacity(values.len());
                 for v in values {
                     ors.push(self.value(table_kind, modifier, v)?);
                 }
-                (t, not, format!("{head} AND ({})", ors.join(" OR ")))
+                (t, format!("{head} AND ({})", ors.join(" OR ")))
             }
         })
     }
@@ -376,7 +387,7 @@ impl<'a> Builder<'a> {
         }
         let set = match filter {
             Filter::Param { param, modifier, values, not: false } if !matches!(modifier, Modifier::Missing(_)) => {
-                let (t, _, condition) = self.param_condition(scope, param, modifier, values, false)?;
+                let (t, condition) = self.param_condition(scope, param, modifier, values, false)?;
                 Some(format!("SELECT x.rid FROM {t} x WHERE {condition}"))
             }
             Filter::Any(filters) => {
@@ -400,10 +411,8 @@ impl<'a> Builder<'a> {
                     Dialect::Sqlite => "CROSS JOIN resources t",
                     Dialect::Postgres => "JOIN resources t",
                 };
-                let on = reference_target(self.dialect, "t");
-                Some(format!(
-                    "SELECT t.rid FROM {from} {join} {target} ON {on} WHERE {conditions} AND x.tenant = {tenant}"
-                ))
+                let on = reference_target(self.dialect, "t", &tenant);
+                Some(format!("SELECT t.rid FROM {from} {join} {target} ON {on} WHERE {conditions}"))
             }
             Filter::Chain { param, target_type, inner } => {
                 let head = self.index_head(scope, &param.code);
@@ -1242,7 +1251,8 @@ async fn include_targets(
     let mut sql = Sql::default();
     let t = sql.text(tenant);
     let rids = relevant.iter().map(|r| sql.int(*r)).collect::<Vec<_>>().join(", ");
-    let mut cond = format!("x.tenant = {t} AND x.rid IN ({rids}) AND x.target_type <> ''");
+    // Rows found by rid need no tenant test (see `rid_head`); the targets do.
+    let mut cond = format!("x.rid IN ({rids}) AND x.target_type <> ''");
     if let Some(pids) = include_keys(runner.keys(), inc) {
         cond.push_str(&format!(" AND {}", sql.keys_in("x.pid", &pids)));
     }
@@ -1255,7 +1265,7 @@ async fn include_targets(
         "SELECT {RESOURCE_COLUMNS} FROM resources r{rowid} {CURRENT_JOIN} WHERE r.tenant = {t2} AND r.deleted = FALSE \
          AND r.rid IN (SELECT r2.rid FROM idx_reference x{rid_index} JOIN resources r2 ON {on} WHERE {cond}) \
          ORDER BY r.rid LIMIT {MAX_INCLUDED}",
-        on = reference_target(runner.dialect(), "r2")
+        on = reference_target(runner.dialect(), "r2", &t)
     );
     let rows = runner.rows(&sql, &RESOURCE_TYPES).await?;
     Ok(rows.iter().filter_map(|r| resource_row(r)).collect())
