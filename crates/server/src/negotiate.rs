@@ -54,6 +54,16 @@ impl Negotiated {
         if self.pretty { serde_json::to_string_pretty(value).unwrap_or_default() } else { value.to_string() }
     }
 
+    /// [`Self::render`] for any serialisable value; embedded stored JSON is re-indented (through
+    /// a `Value`) only when the client asked for pretty output.
+    pub fn render_serialized<T: serde::Serialize>(&self, value: &T) -> String {
+        if self.pretty {
+            serde_json::to_value(value).map(|v| self.render(&v)).unwrap_or_default()
+        } else {
+            serde_json::to_string(value).unwrap_or_default()
+        }
+    }
+
     /// Stored resource text as it should go out: stored bodies are compact JSON, so they are sent
     /// as they are unless the client asked for pretty output.
     pub fn render_stored(&self, stored: &str) -> String {

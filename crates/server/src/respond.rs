@@ -28,6 +28,11 @@ pub fn json(negotiated: &Negotiated, status: StatusCode, value: &Value) -> Respo
     body(negotiated, status, negotiated.render(value))
 }
 
+/// A serialisable body (one that may embed stored JSON as it is) in the negotiated format.
+pub fn serialized<T: serde::Serialize>(negotiated: &Negotiated, status: StatusCode, value: &T) -> Response {
+    body(negotiated, status, negotiated.render_serialized(value))
+}
+
 fn body(negotiated: &Negotiated, status: StatusCode, text: String) -> Response {
     let mut response = (status, text).into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, negotiated.content_type.clone());
