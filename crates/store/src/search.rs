@@ -137,6 +137,8 @@ pub(crate) struct Builder<'a> {
     pub keys: &'a Keys,
     pub sql: Sql,
     depth: usize,
+    /// Sets PostgreSQL must build once, as `WITH … AS MATERIALIZED` (see [`Self::with`]).
+    materialized: Vec<String>,
 }
 
 impl Sql {
@@ -156,7 +158,7 @@ impl Sql {
 
 impl<'a> Builder<'a> {
     pub fn new(dialect: Dialect, tenant: &'a str, keys: &'a Keys) -> Self {
-        Builder { dialect, tenant, keys, sql: Sql::default(), depth: 0 }
+        Builder { dialect, tenant, keys, sql: Sql::default(), depth: 0, materialized: Vec::new() }
     }
 
     /// `FROM resources {alias} WHERE …`: the live resources of the type (or types) that pass
@@ -214,6 +216,11 @@ impl<'a> Builder<'a> {
         })
     }
 
+    /// The `WITH` clause the statement built from [`Self::selection`] starts with ('' for none).
+    pub fn with(&self) -> String {
+        if self.materialized.is_empty() { String::new() } else { format!("WITH {} ", self.materialized.join(", ")) }
+    }
+
     /// `SELECT COUNT(*)` of the resources [`Self::selection`] selects.
     pub fn count(&mut self, resource_type: Option<&str>, types: &[String], filters: &[Filter]) -> Result<String> {
         if let [Filter::Param { param, modifier, values, not: false }] = filters
@@ -226,7 +233,7 @@ impl<'a> Builder<'a> {
             return Ok(format!("SELECT COUNT(DISTINCT x.rid) FROM {t} x WHERE {condition}"));
         }
         let from = self.selection("r", resource_type, types, filters)?;
-        Ok(format!("SELECT COUNT(*) {from}"))
+        Ok(format!("{}SELECT COUNT(*) {from}", self.with()))
     }
 
     fn base(&mut self, scope: &Scope<'_>) -> String {
@@ -294,10 +301,20 @@ impl<'a> Builder<'a> {
                 };
                 let Nested { alias, from, conditions } = self.nested_rids(source_type, inner)?;
                 let join = self.join_by_rid(&alias);
-                format!(
-                    "{a}.id IN (SELECT x.target_id FROM {from} {join} WHERE {conditions} AND {head} \
-                     AND x.target_type = {target_type})"
-                )
+                let set = format!(
+                    "SELECT x.target_id FROM {from} {join} WHERE {conditions} AND {head} AND x.target_type = {target_type}"
+                );
+                match self.dialect {
+                    Dialect::Sqlite => format!("{a}.id IN ({set})"),
+                    // PostgreSQL would rather build the set again for every candidate (it
+                    // misjudges how many a token like `gender=male` leaves: seen 600 ms at 1,000
+                    // patients); materialised, it is built once.
+                    Dialect::Postgres => {
+                        let name = format!("has{}", self.materialized.len());
+                        self.materialized.push(format!("{name} AS MATERIALIZED ({set})"));
+                        format!("{a}.id IN (SELECT target_id FROM {name})")
+                    }
+                }
             }
             Filter::ReferencedBy(_) | Filter::Chain { .. } | Filter::Compartment { .. } => {
                 let set = self.rid_set(scope, filter)?.ok_or_else(|| StoreError::Query("no rid set".into()))?;
@@ -1152,9 +1169,10 @@ pub(crate) async fn run(runner: &dyn Runner, tenant: &str, q: &crate::SearchQuer
     // read to sort them.
     let order = order_by(q.sort, reverse);
     b.sql.text = format!(
-        "SELECT {select}{outer_keys} FROM (SELECT * FROM ({inner}) q {after} ORDER BY {order} LIMIT {}) q \
+        "{}SELECT {select}{outer_keys} FROM (SELECT * FROM ({inner}) q {after} ORDER BY {order} LIMIT {}) q \
          JOIN versions v ON v.tenant = q.tenant AND v.resource_type = q.resource_type AND v.id = q.id \
          AND v.version = q.version ORDER BY {order}",
+        b.with(),
         q.count + 1
     );
     let mut types = RESOURCE_TYPES.to_vec();
@@ -1321,7 +1339,7 @@ pub(crate) async fn find(
 ) -> Result<Vec<String>> {
     let mut b = Builder::new(runner.dialect(), tenant, runner.keys());
     let from = b.selection("r", Some(resource_type), &[], filters)?;
-    b.sql.text = format!("SELECT r.id {from} ORDER BY r.rid LIMIT {limit}");
+    b.sql.text = format!("{}SELECT r.id {from} ORDER BY r.rid LIMIT {limit}", b.with());
     let rows = runner.rows(&b.sql, &[KeyType::Text]).await?;
     Ok(rows.iter().filter_map(|r| r.first().and_then(text_of)).collect())
 }
