@@ -192,6 +192,13 @@ impl<'a> Context<'a> {
         })
     }
 
+    /// An element as the focus (`%context` and `$this`) inside `resource` (`%resource`), itself
+    /// inside `root` (`%rootResource`): how invariants are evaluated. The items are made once
+    /// per element and resource by the caller ([`resource_item`]), not per expression.
+    pub(crate) fn element(focus: Item<'a>, resource: Item<'a>, root: Item<'a>) -> Self {
+        Context { focus: vec![focus], resource: Some(resource), root_resource: Some(root), ..Context::empty() }
+    }
+
     /// No input at all (for expressions that only compute).
     pub fn empty() -> Self {
         Context {
@@ -262,6 +269,11 @@ impl<'a> Context<'a> {
         self.check_ordered = on;
         self
     }
+}
+
+/// A resource as an item, typed by its `resourceType`.
+pub(crate) fn resource_item(v: &Value) -> Item<'_> {
+    Item::Node(resource_node(v))
 }
 
 fn resource_node(v: &Value) -> Node<'_> {
