@@ -111,6 +111,11 @@ pub(crate) struct Rule {
     key: &'static str,
     message: String,
     expr: Expression,
+    /// Elements whose absence settles the invariant as holding (see
+    /// [`Expression::absence_guards`]): looked for in the JSON before evaluating.
+    absent: Box<[Box<str>]>,
+    /// Elements whose presence makes the invariant true.
+    present: Box<[Box<str>]>,
 }
 
 /// The interpreted invariants of one element, by severity.
@@ -126,38 +131,89 @@ impl Rules {
     }
 }
 
-static RULES: LazyLock<Vec<OnceLock<Rules>>> =
-    LazyLock::new(|| (0..definitions().node_count()).map(|_| OnceLock::new()).collect());
+/// The interpreted invariants of every element: which elements have any (worked out once, so
+/// the walk skips the others with one lookup), and their compiled rules (made the first time
+/// an instance of the element is seen).
+pub(crate) struct Table {
+    cells: Vec<OnceLock<Rules>>,
+    /// Per node: bit 0 for error invariants, bit 1 for warning ones.
+    wanted: Vec<u8>,
+}
 
-/// The interpreted invariants of an element, compiled the first time they are asked for.
-pub(crate) fn rules(node: NodeId) -> &'static Rules {
-    static NONE: Rules = Rules { errors: Vec::new(), warnings: Vec::new() };
-    RULES.get(node).map_or(&NONE, |cell| cell.get_or_init(|| compile(node)))
+static TABLE: LazyLock<Table> = LazyLock::new(|| {
+    let n = definitions().node_count();
+    let wanted = (0..n)
+        .map(|node| chosen(node).iter().fold(0, |bits, c| bits | if c.severity == "error" { 1 } else { 2 }))
+        .collect();
+    Table { cells: (0..n).map(|_| OnceLock::new()).collect(), wanted }
+});
+
+pub(crate) fn table() -> &'static Table {
+    &TABLE
+}
+
+impl Table {
+    /// Whether the element has interpreted invariants to evaluate.
+    #[inline]
+    pub(crate) fn wanted(&self, node: NodeId, warnings: bool) -> bool {
+        let mask = if warnings { 3 } else { 1 };
+        self.wanted.get(node).is_some_and(|&bits| bits & mask != 0)
+    }
+
+    fn rules(&self, node: NodeId) -> Option<&Rules> {
+        self.cells.get(node).map(|cell| cell.get_or_init(|| compile(node)))
+    }
 }
 
 fn interpreted(node: NodeId) -> impl Iterator<Item = &'static Constraint> {
     definitions().constraints(node).iter().filter(|c| !is_native(&c.key) && !is_skipped(&c.key))
 }
 
-fn compile(node: NodeId) -> Rules {
-    let defs = definitions();
-    let mut list: Vec<&Constraint> = interpreted(node).collect();
-    // An element that reuses another's definition (`Questionnaire.item.item`) has that
-    // element's invariants, unless it states its own (`TestScript.test.action.operation`).
-    if list.is_empty()
-        && let Some(source) = defs.node(node).reuse
-    {
-        list = interpreted(source).collect();
+/// The invariants evaluated on an element. One that reuses another's definition
+/// (`Questionnaire.item.item`) has that element's invariants, unless it states its own
+/// (`TestScript.test.action.operation`).
+fn chosen(node: NodeId) -> Vec<&'static Constraint> {
+    let list: Vec<&Constraint> = interpreted(node).collect();
+    match definitions().node(node).reuse {
+        Some(source) if list.is_empty() => interpreted(source).collect(),
+        _ => list,
     }
+}
+
+fn compile(node: NodeId) -> Rules {
     let mut rules = Rules::default();
-    for c in list {
+    for c in chosen(node) {
         // Every R4 expression parses (tests/fhirpath_definitions.rs); one that did not could
         // not be checked at all.
         let Ok(expr) = fhirpath::parse(expression_of(c)) else { continue };
-        let rule = Rule { key: c.key.as_str(), message: format!("Constraint failed: {}: {}", c.key, c.human), expr };
+        let absent = expr.absence_guards().into_iter().map(String::into_boxed_str).collect();
+        let present = expr.presence_guards().into_iter().map(String::into_boxed_str).collect();
+        let message = format!("Constraint failed: {}: {}", c.key, c.human);
+        let rule = Rule { key: c.key.as_str(), message, expr, absent, present };
         if c.severity == "error" { rules.errors.push(rule) } else { rules.warnings.push(rule) }
     }
     rules
+}
+
+/// Whether an object has an element, under any of its JSON names (`name`, `_name`, a
+/// choice's `nameQuantity`…; a longer name that merely starts the same counts too, which only
+/// costs an evaluation). One pass over the keys, which beats hashing for objects this small.
+fn has(obj: &Map<String, Value>, name: &str) -> bool {
+    let name = name.as_bytes();
+    let Some(&first) = name.first() else { return false };
+    obj.keys().any(|k| {
+        let k = k.as_bytes();
+        let k = if k.first() == Some(&b'_') { &k[1..] } else { k };
+        k.first() == Some(&first)
+            && k.len() >= name.len()
+            && &k[..name.len()] == name
+            && k.get(name.len()).is_none_or(|c| c.is_ascii_uppercase())
+    })
+}
+
+/// Whether the guards settle a rule as holding for this object, without evaluating it.
+fn settled(rule: &Rule, obj: &Map<String, Value>) -> bool {
+    rule.absent.iter().any(|g| !has(obj, g)) || rule.present.iter().any(|g| has(obj, g))
 }
 
 /// Where an element is evaluated: `%resource` and `%rootResource`.
@@ -177,16 +233,18 @@ pub(crate) fn check<'v>(
     at: &dyn Fn() -> String,
     issues: &mut Vec<Issue>,
 ) {
+    let table = table();
+    let obj = focus.json().and_then(Value::as_object);
     let mut ctx = None;
     for &node in nodes {
-        let rules = rules(node);
-        if rules.is_empty(warnings) {
-            continue;
-        }
-        let ctx =
-            ctx.get_or_insert_with(|| Context::element(focus.clone(), scope.resource.clone(), scope.root.clone()));
+        let Some(rules) = table.rules(node).filter(|r| !r.is_empty(warnings)) else { continue };
         let warned = if warnings { rules.warnings.as_slice() } else { &[] };
         for (rule, error) in rules.errors.iter().map(|r| (r, true)).chain(warned.iter().map(|r| (r, false))) {
+            if obj.is_some_and(|obj| settled(rule, obj)) {
+                continue;
+            }
+            let ctx =
+                ctx.get_or_insert_with(|| Context::element(focus.clone(), scope.resource.clone(), scope.root.clone()));
             match rule.expr.evaluate_boolean(ctx) {
                 Ok(Some(false)) => {
                     let issue = if error {
@@ -228,23 +286,53 @@ pub(crate) fn failed(key: &str) -> Issue {
 
 // ---------------------------------------------------------------- native checks
 
-/// ele-1 for an object: a child besides `id`.
+/// ele-1 for an object: a child besides `id` (an empty object, refused for its JSON form,
+/// is not reported again).
 pub(crate) fn has_children(obj: &Map<String, Value>) -> bool {
-    obj.keys().any(|k| k != "id")
+    obj.len() != 1 || obj.keys().next().is_none_or(|k| k != "id")
 }
 
 /// per-1: a Period's start is not after its end. Dates of different precision that overlap
 /// compare as unknown (FHIRPath's `<=` is then empty), which satisfies the invariant.
 pub(crate) fn period_ordered(obj: &Map<String, Value>) -> bool {
-    let (Some(start), Some(end)) = (obj.get("start").and_then(Value::as_str), obj.get("end").and_then(Value::as_str))
-    else {
-        return true;
-    };
+    // A Period has at most a few keys: a scan beats hashing twice.
+    let (mut start, mut end) = (None, None);
+    for (k, v) in obj {
+        match k.as_str() {
+            "start" => start = v.as_str(),
+            "end" => end = v.as_str(),
+            _ => {}
+        }
+    }
+    let (Some(start), Some(end)) = (start, end) else { return true };
+    // The usual case, two values written alike (same precision, same offset), compares as text.
+    if let Some(ordered) = same_form_order(start, end) {
+        return ordered;
+    }
     match (Temporal::parse_datetime(start), Temporal::parse_datetime(end)) {
         (Some(s), Some(e)) => s.compare(&e, false) != Some(std::cmp::Ordering::Greater),
         // A malformed date is reported by the primitive check.
         _ => true,
     }
+}
+
+/// `start <= end` for two dateTimes of the same length and, with a time, the same zone: their
+/// text orders as their instants do. `None` when they differ in form.
+fn same_form_order(start: &str, end: &str) -> Option<bool> {
+    if start.len() != end.len() {
+        return None;
+    }
+    match (zone(start), zone(end)) {
+        (None, None) => Some(start <= end),
+        (Some(Some(a)), Some(Some(b))) if a == b => Some(start <= end),
+        _ => None,
+    }
+}
+
+/// The zone of a dateTime (`Z`, `-04:00`): `None` for a date, `Some(None)` for a time without one.
+fn zone(t: &str) -> Option<Option<&str>> {
+    let i = t.find('T')?;
+    Some(t[i..].rfind(['Z', '+', '-']).map(|j| &t[i + j..]))
 }
 
 /// txt-2: the narrative has text that is not whitespace (or an image).
@@ -485,6 +573,12 @@ mod tests {
         assert_holds(at("2020-01-01T10:00:00+02:00", "2020-01-01T09:00:00Z"));
         // Overlapping precisions compare as unknown.
         assert_holds(at("2020-01", "2020-01-15"));
+        // Written alike, compared as text; written differently, as instants.
+        assert_holds(at("2020-01-01T10:00:00-04:00", "2020-01-01T10:00:00-04:00"));
+        assert_fails(at("2020-01-01T10:00:01-04:00", "2020-01-01T10:00:00-04:00"), "per-1", "Encounter.period");
+        assert_fails(at("2020-01-01T10:00:00-05:00", "2020-01-01T10:00:00-04:00"), "per-1", "Encounter.period");
+        assert_holds(at("2020-01-01T10:00:00-04:00", "2020-01-01T10:00:00-05:00"));
+        assert_holds(at("2020-01-01", "2020-01-01T00:00:00Z"));
     }
 
     #[test]
