@@ -35,6 +35,7 @@ pub fn validate(resource: &Value, options: &Options) -> Vec<Issue> {
         containers: Vec::new(),
         scopes: Vec::new(),
         invariant_table: invariants::table(),
+        invariant_mask: invariants::mask(options.warnings),
     };
     let root_name = resource.get("resourceType").and_then(Value::as_str).unwrap_or("Resource");
     v.resource(resource, &Path::Root(root_name), Nesting::Top);
@@ -61,6 +62,8 @@ struct Validator<'a, 'v> {
     /// `%resource` and `%rootResource` of each enclosing resource, innermost last.
     scopes: Vec<Scope<'v>>,
     invariant_table: &'static invariants::Table,
+    /// Which invariants [`Validator::wanted`] asks for: errors, and warnings when reported.
+    invariant_mask: u8,
 }
 
 /// A resource's `contained` resources, and what refers to them (for `#id` references and dom-3).
@@ -87,16 +90,42 @@ impl<'v> Validator<'_, 'v> {
         }
     }
 
-    /// Evaluates the interpreted invariants of the elements `nodes` on a value.
+    /// Whether an element has interpreted invariants to evaluate (most have none).
     #[inline]
-    fn invariants(&mut self, nodes: &[NodeId], focus: fhirpath::Node<'v>, path: &Path) {
-        let warnings = self.options.warnings;
-        if !nodes.iter().any(|&n| self.invariant_table.wanted(n, warnings)) {
-            return;
-        }
+    fn wanted(&self, node: NodeId) -> bool {
+        self.invariant_table.wanted(node, self.invariant_mask)
+    }
+
+    /// Evaluates the interpreted invariants of the elements `nodes` on a value of type `ty`.
+    /// Kept out of line (as are the native checks below) so that the walk's hot functions
+    /// stay small.
+    #[inline(never)]
+    fn invariants(&mut self, nodes: &[NodeId], value: &'v Value, ty: FhirType, path: &Path) {
         let Some(scope) = self.scopes.last() else { return };
         let at = || path.render();
-        invariants::check(nodes, Item::Node(focus), scope, self.options.warnings, &at, &mut self.issues);
+        let focus = Item::Node(fhirpath::Node { value: Some(value), extra: None, ty });
+        invariants::check(nodes, focus, scope, self.options.warnings, &at, &mut self.issues);
+    }
+
+    /// Local references in canonicals, uris and urls (for dom-3); txt-2 on the narrative.
+    #[inline(never)]
+    fn native_primitive_invariants(&mut self, p: Primitive, value: &'v Value, path: &Path) {
+        let Some(text) = value.as_str() else { return };
+        if p == Primitive::Xhtml {
+            if !invariants::narrative_has_content(text) {
+                self.invariant("txt-2", path);
+            }
+        } else if let Some(local) = text.strip_prefix('#') {
+            self.local_reference(local);
+        }
+    }
+
+    /// per-1.
+    #[inline(never)]
+    fn period(&mut self, obj: &Map<String, Value>, path: &Path) {
+        if !invariants::period_ordered(obj) {
+            self.invariant("per-1", path);
+        }
     }
 
     /// Notes a local reference (`#id`, or `#` for the container) for dom-3.
@@ -165,8 +194,8 @@ impl<'v> Validator<'_, 'v> {
             });
         }
         self.object(obj, root, path, true);
-        if let Item::Node(focus) = item {
-            self.invariants(&[root], focus, path);
+        if self.wanted(root) {
+            self.invariants(&[root], value, FhirType::Resource { name, def: Some(root) }, path);
         }
         if rt == "Bundle" {
             for failure in invariants::bundle(obj) {
@@ -352,9 +381,10 @@ impl<'v> Validator<'_, 'v> {
                 self.invariant("ele-1", path);
             }
             self.object(obj, def_id, path, false);
-            let name = def.types.first().map_or("BackboneElement", |t| t.code.as_str());
-            let focus = fhirpath::Node { value: Some(value), extra: None, ty: FhirType::Complex { name, def: def_id } };
-            self.invariants(&[node_id], focus, path);
+            if self.wanted(node_id) {
+                let name = def.types.first().map_or("BackboneElement", |t| t.code.as_str());
+                self.invariants(&[node_id], value, FhirType::Complex { name, def: def_id }, path);
+            }
         } else {
             match def.class(choice) {
                 TypeClass::Primitive(p) => {
@@ -363,20 +393,16 @@ impl<'v> Validator<'_, 'v> {
                     }
                     match p {
                         Primitive::Code => self.check_code(def, value.as_str(), None, path),
-                        Primitive::Canonical | Primitive::Uri | Primitive::Url => {
-                            if let Some(local) = value.as_str().and_then(|s| s.strip_prefix('#')) {
-                                self.local_reference(local);
-                            }
-                        }
-                        Primitive::Xhtml if !value.as_str().is_some_and(invariants::narrative_has_content) => {
-                            self.invariant("txt-2", path);
+                        Primitive::Canonical | Primitive::Uri | Primitive::Url | Primitive::Xhtml => {
+                            self.native_primitive_invariants(p, value, path);
                         }
                         _ => {}
                     }
                     // A primitive's invariants read its value (`_name` extensions are not
                     // given to them: no R4 invariant on a primitive element looks at those).
-                    let focus = fhirpath::Node { value: Some(value), extra: None, ty: FhirType::Primitive(p) };
-                    self.invariants(&[node_id], focus, path);
+                    if self.wanted(node_id) {
+                        self.invariants(&[node_id], value, FhirType::Primitive(p), path);
+                    }
                 }
                 TypeClass::Resource => return self.nested_resource(value, def, path),
                 TypeClass::Complex(root) => {
@@ -398,15 +424,12 @@ impl<'v> Validator<'_, 'v> {
                             self.check_code(def, obj.get("code").and_then(Value::as_str), Some(system), path);
                         }
                         "CodeableConcept" => self.check_concept(def, obj, path),
-                        "Period" if !invariants::period_ordered(obj) => self.invariant("per-1", path),
+                        "Period" => self.period(obj, path),
                         _ => {}
                     }
-                    let focus = fhirpath::Node {
-                        value: Some(value),
-                        extra: None,
-                        ty: FhirType::Complex { name: code, def: root },
-                    };
-                    self.invariants(&[node_id, root], focus, path);
+                    if self.wanted(node_id) || self.wanted(root) {
+                        self.invariants(&[node_id, root], value, FhirType::Complex { name: code, def: root }, path);
+                    }
                 }
                 TypeClass::Unknown => {}
             }
