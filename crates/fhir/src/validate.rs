@@ -181,7 +181,7 @@ impl<'v> Validator<'_, 'v> {
             (Nesting::Contained, Some(container)) => container.resource.clone(),
             _ => item.clone(),
         };
-        self.scopes.push(Scope { resource: item.clone(), root: root_item });
+        self.scopes.push(Scope { resource: item, root: root_item });
         // A contained resource resolves `#id` against its container's siblings.
         let pushed = nesting != Nesting::Contained;
         if pushed {
