@@ -988,7 +988,8 @@ mod tests {
     #[test]
     fn resources_conform_to_r4() {
         let options = fhir::validate::Options::default();
-        let entries_skipped = fhir::validate::Options { skip_bundle_entry_resources: true };
+        let entries_skipped =
+            fhir::validate::Options { skip_bundle_entry_resources: true, ..fhir::validate::Options::default() };
         let mut problems = Vec::new();
         for b in demo_clinic(3, 30) {
             for issue in fhir::validate::validate(&b, &entries_skipped) {

@@ -10,7 +10,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use crate::Error;
-use crate::model::{Binding, CompartmentDef, DefinitionsFile, SearchParamDef, TypeDef, TypeKind, TypeRef};
+use crate::model::{Binding, CompartmentDef, Constraint, DefinitionsFile, SearchParamDef, TypeDef, TypeKind, TypeRef};
 
 static EMBEDDED: &[u8] = include_bytes!("../definitions/r4.json.gz");
 
@@ -178,6 +178,9 @@ pub struct Node {
     pub required: Vec<NodeId>,
     /// The element whose definition (types and children) this one reuses.
     pub reuse: Option<NodeId>,
+    /// Where the element is in the generated file: the index of its type in
+    /// [`Definitions::types`] and of the element in that type's snapshot.
+    source: (u32, u32),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -297,9 +300,9 @@ impl Definitions {
 
         let mut nodes = Vec::new();
         let mut roots = FastMap::default();
-        for t in &file.types {
+        for (i, t) in file.types.iter().enumerate() {
             if t.kind != TypeKind::PrimitiveType && !t.elements.is_empty() {
-                roots.insert(t.name.clone(), index_type(t, &mut nodes));
+                roots.insert(t.name.clone(), index_type(t, i, &mut nodes));
             }
         }
         // Types are resolved once every type has its root.
@@ -422,6 +425,18 @@ impl Definitions {
         &self.nodes[id]
     }
 
+    /// How many nodes there are (ids run from 0 to this, exclusive).
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// The invariants (FHIRPath constraints) the snapshot gives an element, inherited ones
+    /// included (`ele-1` on every element, `dom-*` on every DomainResource root…).
+    pub fn constraints(&self, id: NodeId) -> &[Constraint] {
+        let (t, e) = self.nodes[id].source;
+        self.file.types.get(t as usize).and_then(|t| t.elements.get(e as usize)).map_or(&[], |e| &e.constraints)
+    }
+
     /// The node that defines an element's content: itself, or the one it reuses.
     pub fn definition_of(&self, id: NodeId) -> &Node {
         match self.nodes[id].reuse {
@@ -516,10 +531,10 @@ fn base_chain<'a>(name: &'a str, types: &'a [TypeDef], type_index: &FastMap<Stri
 }
 
 /// Indexes one type's snapshot; returns its root node.
-fn index_type(t: &TypeDef, nodes: &mut Vec<Node>) -> NodeId {
+fn index_type(t: &TypeDef, type_index: usize, nodes: &mut Vec<Node>) -> NodeId {
     let mut by_path: FastMap<&str, NodeId> = FastMap::default();
     let first = nodes.len();
-    for e in &t.elements {
+    for (element_index, e) in t.elements.iter().enumerate() {
         let id = nodes.len();
         let last = e.path.rsplit('.').next().unwrap_or(&e.path);
         let is_choice = last.ends_with("[x]");
@@ -547,6 +562,7 @@ fn index_type(t: &TypeDef, nodes: &mut Vec<Node>) -> NodeId {
             children: FastMap::default(),
             required: Vec::new(),
             reuse: None,
+            source: (type_index as u32, element_index as u32),
         });
         by_path.insert(e.path.as_str(), id);
     }

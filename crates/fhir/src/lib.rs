@@ -5,6 +5,7 @@
 pub mod codec;
 mod definitions;
 pub mod fhirpath;
+pub mod invariants;
 pub mod links;
 pub mod model;
 pub mod outcome;

@@ -147,6 +147,19 @@ fn patched_results_validate() {
             .into_iter()
             .filter(fhir::outcome::Issue::is_error)
             .collect();
+        // The spec's test data, not patch defects: these official cases expect a
+        // Patient.contact with no name, telecom, address or organization, which the invariant
+        // pat-1 forbids. "Delete Nested Primitive #2" deletes the contact's only name part;
+        // "Consecutive operations" adds a contact holding only a gender. The patches are right
+        // (the suite expects exactly these outputs) and the validator must refuse them.
+        if ["Delete Nested Primitive #2", "Consecutive operations"].contains(&case.name.as_str()) {
+            assert!(
+                errors.len() == 1 && errors[0].diagnostics.starts_with("Constraint failed: pat-1: "),
+                "case '{}': expected only pat-1 to fail, got {errors:?}",
+                case.name
+            );
+            continue;
+        }
         assert!(errors.is_empty(), "case '{}': the patched resource does not validate: {errors:?}", case.name);
     }
 }

@@ -203,10 +203,13 @@ pub async fn process_transactions(
 
 /// The errors of the Bundle itself (its entries' resources are validated one by one).
 fn envelope_errors(bundle: &Value) -> Vec<Issue> {
-    fhir::validate::validate(bundle, &fhir::validate::Options { skip_bundle_entry_resources: true })
-        .into_iter()
-        .filter(|i| fhir::outcome::has_errors(std::slice::from_ref(i)))
-        .collect()
+    fhir::validate::validate(
+        bundle,
+        &fhir::validate::Options { skip_bundle_entry_resources: true, ..fhir::validate::Options::default() },
+    )
+    .into_iter()
+    .filter(|i| fhir::outcome::has_errors(std::slice::from_ref(i)))
+    .collect()
 }
 
 /// A transaction Bundle's entries, parsed, checked and indexed, ready to run.

@@ -370,7 +370,11 @@ pub async fn validate(
     };
     let mut issues = Vec::new();
     match resource.get("resourceType").and_then(Value::as_str) {
-        Some(t) if t == rt => issues.extend(fhir::validate::validate(&resource, &fhir::validate::Options::default())),
+        // $validate reports the warning invariants too (writes only fail on errors).
+        Some(t) if t == rt => {
+            let options = fhir::validate::Options { warnings: true, ..fhir::validate::Options::default() };
+            issues.extend(fhir::validate::validate(&resource, &options))
+        }
         Some(t) => {
             issues.push(Issue::error("invalid", format!("the resource is a {t}, not a {rt}")).at("resourceType"))
         }

@@ -178,7 +178,17 @@ async fn transaction_rejects_duplicate_identities(s: TestServer) {
             post("urn:uuid:99999999-9999-4999-8999-999999999999", json!({"resourceType": "Patient"})),
         ],
     );
-    assert_eq!(s.post("", &b).await.status, StatusCode::BAD_REQUEST);
+    // Two entries with one fullUrl break the Bundle's invariant bdl-7: the Bundle is invalid.
+    let r = s.post("", &b).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert!(r.text.contains("bdl-7"), "{}", r.text);
+    r.assert_outcome_at("Bundle.entry[1].fullUrl");
+    // A batch with them is refused whole, not entry by entry.
+    let mut batch = b.clone();
+    batch["type"] = json!("batch");
+    let r = s.post("", &batch).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert!(r.text.contains("bdl-7"), "{}", r.text);
     let r = s.post("", &json!({"resourceType": "Bundle", "type": "collection"})).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     r.assert_outcome_at("Bundle.type");
@@ -206,6 +216,21 @@ async fn batch_entries_are_independent(s: TestServer) {
     assert_eq!(resp["entry"][2]["response"]["status"], "404 Not Found");
     assert_eq!(resp["entry"][3]["response"]["status"], "400 Bad Request");
     assert_eq!(total(&s).await, 1);
+    // An entry whose resource breaks an invariant (pat-1: a contact with no details) fails alone.
+    let b = bundle(
+        "batch",
+        vec![
+            json!({"resource": {"resourceType": "Patient", "contact": [{"gender": "male"}]}, "request": {"method": "POST", "url": "Patient"}}),
+            json!({"resource": {"resourceType": "Patient"}, "request": {"method": "POST", "url": "Patient"}}),
+        ],
+    );
+    let r = s.post("", &b).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let resp = r.json();
+    assert_eq!(resp["entry"][0]["response"]["status"], "422 Unprocessable Entity");
+    assert!(resp["entry"][0]["response"]["outcome"].to_string().contains("pat-1"), "{resp}");
+    assert_eq!(resp["entry"][1]["response"]["status"], "201 Created");
+    assert_eq!(total(&s).await, 2);
 }
 
 async fn search_entries_in_batch_and_transaction(s: TestServer) {

@@ -473,6 +473,23 @@ async fn validate_operation(s: TestServer) {
     let params = json!({"resourceType": "Parameters", "parameter": [{"name": "resource", "resource": {"resourceType": "Patient", "birthDate": "1999-13-01"}}]});
     let r = s.post("Patient/$validate", &params).await;
     r.assert_outcome_at("Patient.birthDate");
+    // Invariants: errors always; warnings (dom-6: no narrative) from $validate only.
+    let contact = json!({"resourceType": "Patient", "contact": [{"gender": "male"}]});
+    let r = s.post("Patient/$validate", &contact).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let issues = r.json()["issue"].as_array().cloned().unwrap_or_default();
+    let with = |key: &str, severity: &str| {
+        issues.iter().any(|i| {
+            i["severity"] == severity
+                && i["code"] == "invariant"
+                && i["diagnostics"].as_str().is_some_and(|d| d.contains(key))
+        })
+    };
+    assert!(with("pat-1", "error") && with("dom-6", "warning"), "{}", r.text);
+    r.assert_outcome_at("Patient.contact[0]");
+    let r = s.post("Patient", &contact).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert!(r.text.contains("pat-1") && !r.text.contains("dom-6"), "{}", r.text);
     assert_eq!(s.get("_history").await.json()["total"], 0, "validation stores nothing");
 }
 

@@ -26,6 +26,7 @@ mod ast;
 mod decimal;
 mod eval;
 mod functions;
+mod guards;
 mod locate;
 mod parser;
 mod quantity;
@@ -126,6 +127,19 @@ impl Expression {
         Some((Expression { root: Arc::new(parent), text: Arc::from(text) }, name))
     }
 
+    /// Names of elements of the focus any one of which being absent settles the expression,
+    /// as a boolean, as true or empty (`value.empty() or x` needs no evaluation without a
+    /// `value`), worked out from its form; empty when none are known.
+    pub(crate) fn absence_guards(&self) -> Vec<String> {
+        guards::satisfied_without(&self.root)
+    }
+
+    /// Names of elements of the focus any one of which being present makes the expression
+    /// true (`code.empty() or system.exists()` with a `system`); empty when none are known.
+    pub(crate) fn presence_guards(&self) -> Vec<String> {
+        guards::true_with(&self.root)
+    }
+
     /// Evaluates the expression as a boolean (as invariants are): `None` for an empty result,
     /// the value of a single Boolean, `true` for any other single item, an error for several.
     pub fn evaluate_boolean(&self, ctx: &Context<'_>) -> Result<Option<bool>, Error> {
@@ -190,6 +204,13 @@ impl<'a> Context<'a> {
             root_resource: is_resource.then_some(item),
             ..Context::empty()
         })
+    }
+
+    /// An element as the focus (`%context` and `$this`) inside `resource` (`%resource`), itself
+    /// inside `root` (`%rootResource`): how invariants are evaluated. The items are made once
+    /// per element and resource by the caller, not per expression.
+    pub(crate) fn element(focus: Item<'a>, resource: Item<'a>, root: Item<'a>) -> Self {
+        Context { focus: vec![focus], resource: Some(resource), root_resource: Some(root), ..Context::empty() }
     }
 
     /// No input at all (for expressions that only compute).
