@@ -137,10 +137,11 @@ start_helios() {
   local port
   port=$(free_port)
   STORE_DIR=$(mktemp -d "$OUT/store.XXXX")
-  (cd "$STORE_DIR" && exec "$HELIOS_BIN" --port "$port" --database-url "$STORE_DIR/hfs.db" --data-dir "$STORE_DIR" \
-    --log-level warn) >/dev/null 2>"$OUT/helios.log" &
-  SERVER_PID=$!
   BASE="http://127.0.0.1:$port"
+  # Its links must name the port it was given (the default base is localhost:8080).
+  (cd "$STORE_DIR" && exec "$HELIOS_BIN" --port "$port" --base-url "$BASE" --database-url "$STORE_DIR/hfs.db" \
+    --data-dir "$STORE_DIR" --log-level warn) >/dev/null 2>"$OUT/helios.log" &
+  SERVER_PID=$!
   wait_http "$BASE/metadata"
 }
 
