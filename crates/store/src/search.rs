@@ -48,7 +48,6 @@ impl Sql {
     }
 }
 
-/// The index table of a kind of value.
 /// How few resources a filter is likely to leave, lower for fewer: a guess from its kind, for
 /// choosing the filter that drives a query (see [`Builder::selection`]).
 fn selectivity(filter: &Filter) -> u8 {
@@ -109,6 +108,7 @@ fn rid_index(dialect: Dialect, table: &str) -> String {
     }
 }
 
+/// The index table of a kind of value.
 pub(crate) fn table(kind: ParamKind) -> &'static str {
     match kind {
         ParamKind::String => "idx_string",
@@ -161,8 +161,8 @@ impl<'a> Builder<'a> {
         Builder { dialect, tenant, keys, sql: Sql::default(), depth: 0, materialized: Vec::new() }
     }
 
-    /// `FROM resources {alias} WHERE …`: the live resources of the type (or types) that pass
-    /// every filter.
+    /// `FROM … WHERE …` over `resources {alias}`: the live resources of the type (or types) that
+    /// pass every filter.
     pub fn selection(
         &mut self,
         alias: &str,
