@@ -758,23 +758,7 @@ mod tests {
     /// they raise, by invariant (how the skip and correction lists were checked).
     #[test]
     fn conformance_resources_break_no_invariant() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/fhir-r4");
-        let mut all = Vec::new();
-        for name in [
-            "profiles-types.json",
-            "profiles-resources.json",
-            "valuesets.json",
-            "search-parameters.json",
-            "extension-definitions.json",
-        ] {
-            let bundle: Value = serde_json::from_slice(&std::fs::read(dir.join(name)).expect("read")).expect("json");
-            for e in bundle["entry"].as_array().expect("entries") {
-                all.push((
-                    format!("{name}: {}/{}", e["resource"]["resourceType"], e["resource"]["id"]),
-                    e["resource"].clone(),
-                ));
-            }
-        }
+        let all = crate::test_data::conformance_resources();
         VERIFY_GUARDS.set(true);
         let (n, found) = survey(all.iter().map(|(n, r)| (n.clone(), r)), true);
         VERIFY_GUARDS.set(false);

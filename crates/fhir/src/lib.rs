@@ -47,6 +47,37 @@ pub fn is_valid_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
 }
 
+/// Data the unit tests share.
+#[cfg(test)]
+pub(crate) mod test_data {
+    use serde_json::Value;
+
+    /// HL7's own conformance resources (StructureDefinitions, ValueSets, CodeSystems,
+    /// SearchParameters…, 3,200 of them) from `../shared/data/fhir-r4`, each with a label
+    /// `file: Type/id`.
+    pub fn conformance_resources() -> Vec<(String, Value)> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/fhir-r4");
+        let mut all = Vec::new();
+        for name in [
+            "profiles-types.json",
+            "profiles-resources.json",
+            "valuesets.json",
+            "search-parameters.json",
+            "extension-definitions.json",
+        ] {
+            let path = dir.join(name);
+            let text = std::fs::read(&path)
+                .unwrap_or_else(|e| panic!("{}: {e} (these tests need ../shared/data)", path.display()));
+            let bundle: Value = serde_json::from_slice(&text).expect("json");
+            for e in bundle["entry"].as_array().expect("entries") {
+                let r = &e["resource"];
+                all.push((format!("{name}: {}/{}", r["resourceType"], r["id"]), r.clone()));
+            }
+        }
+        all
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

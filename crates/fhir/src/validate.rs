@@ -1076,28 +1076,14 @@ pub(crate) mod tests {
     /// them is wrong, not the spec.
     #[test]
     fn the_specs_own_conformance_resources_are_valid() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/fhir-r4");
         let options = Options::default();
         let mut checked = 0;
         let mut failures = Vec::new();
-        for name in [
-            "profiles-types.json",
-            "profiles-resources.json",
-            "valuesets.json",
-            "search-parameters.json",
-            "extension-definitions.json",
-        ] {
-            let path = dir.join(name);
-            let text = std::fs::read(&path)
-                .unwrap_or_else(|e| panic!("{}: {e} (these tests need ../shared/data)", path.display()));
-            let bundle: Value = serde_json::from_slice(&text).expect("json");
-            for entry in bundle["entry"].as_array().expect("entries") {
-                let r = &entry["resource"];
-                checked += 1;
-                let errs: Vec<Issue> = validate(r, &options).into_iter().filter(Issue::is_error).collect();
-                if !errs.is_empty() {
-                    failures.push(format!("{name}: {}/{}: {errs:?}", r["resourceType"], r["id"]));
-                }
+        for (label, r) in crate::test_data::conformance_resources() {
+            checked += 1;
+            let errs: Vec<Issue> = validate(&r, &options).into_iter().filter(Issue::is_error).collect();
+            if !errs.is_empty() {
+                failures.push(format!("{label}: {errs:?}"));
             }
         }
         assert!(checked > 3000, "{checked}");

@@ -223,14 +223,13 @@ impl<'a> Builder<'a> {
 
     /// `SELECT COUNT(*)` of the resources [`Self::selection`] selects.
     pub fn count(&mut self, resource_type: Option<&str>, types: &[String], filters: &[Filter]) -> Result<String> {
-        if let [Filter::Param { param, modifier, values, not: false }] = filters
-            && *modifier != Modifier::Missing(true)
-        {
+        if let [filter @ Filter::Param { .. }] = filters {
             // Index rows exist only for live resources, under a key per resource type: a single
             // parameter's count reads its index alone, not one resource row per match.
             let scope = Scope { alias: "r".to_owned(), resource_type, types };
-            let (t, condition) = self.param_condition(&scope, param, modifier, values, false)?;
-            return Ok(format!("SELECT COUNT(DISTINCT x.rid) FROM {t} x WHERE {condition}"));
+            if let Some(set) = self.rid_set(&scope, filter)? {
+                return Ok(format!("SELECT COUNT(DISTINCT s.rid) FROM ({set}) s"));
+            }
         }
         let from = self.selection("r", resource_type, types, filters)?;
         Ok(format!("{}SELECT COUNT(*) {from}", self.with()))
