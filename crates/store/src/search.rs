@@ -92,6 +92,31 @@ fn reference_target(dialect: Dialect, r: &str, tenant: &str) -> String {
     format!("{r}.tenant = {tenant} AND {r}.resource_type = x.target_type{c} AND {r}.id = x.target_id{c}")
 }
 
+/// What [`Builder::selection`] selects from: the `FROM … WHERE …` text and the column of the
+/// selected resources' rid.
+pub(crate) struct Selection {
+    pub from: String,
+    pub rid: String,
+}
+
+/// The driving filter of a selection.
+enum Driving {
+    /// Index rows of `table` (aliased `x`) in rid order, and the condition that keeps one per
+    /// resource.
+    Ordered { table: &'static str, condition: String, dedupe: String },
+    /// A `SELECT` of rids.
+    Set(String),
+}
+
+impl Driving {
+    fn set(self) -> String {
+        match self {
+            Driving::Ordered { table, condition, .. } => format!("SELECT x.rid FROM {table} x WHERE {condition}"),
+            Driving::Set(set) => set,
+        }
+    }
+}
+
 /// A filter on a nested `resources` alias.
 struct Nested {
     alias: String,
@@ -139,6 +164,9 @@ pub(crate) struct Builder<'a> {
     depth: usize,
     /// Sets PostgreSQL must build once, as `WITH … AS MATERIALIZED` (see [`Self::with`]).
     materialized: Vec<String>,
+    /// The top-level `_has` filters to test per candidate (see [`Self::has_probe`]) rather
+    /// than as the set of the targets of every inner match.
+    pub probe_has: Vec<usize>,
 }
 
 impl Sql {
@@ -158,7 +186,15 @@ impl Sql {
 
 impl<'a> Builder<'a> {
     pub fn new(dialect: Dialect, tenant: &'a str, keys: &'a Keys) -> Self {
-        Builder { dialect, tenant, keys, sql: Sql::default(), depth: 0, materialized: Vec::new() }
+        Builder {
+            dialect,
+            tenant,
+            keys,
+            sql: Sql::default(),
+            depth: 0,
+            materialized: Vec::new(),
+            probe_has: Vec::new(),
+        }
     }
 
     /// `FROM … WHERE …` over `resources {alias}`: the live resources of the type (or types) that
@@ -169,20 +205,28 @@ impl<'a> Builder<'a> {
         resource_type: Option<&str>,
         types: &[String],
         filters: &[Filter],
-    ) -> Result<String> {
+    ) -> Result<Selection> {
         let scope = Scope { alias: alias.to_owned(), resource_type, types };
         let mut parts = vec![self.base(&scope)];
         // One filter drives (its rows are listed through the index on the value); the other
         // parameters are probed per candidate through the index on `rid`. Listing them all
         // and intersecting would read every row of a wide condition (`date=ge2000`) however
         // few resources the narrow one (`patient=…`) leaves.
-        let driver = filters.iter().enumerate().min_by_key(|(_, f)| selectivity(f)).map(|(i, _)| i);
-        let mut driving_set = None;
+        let driver = filters
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !self.probe_has.contains(i))
+            .min_by_key(|(_, f)| selectivity(f))
+            .map(|(i, _)| i);
+        let mut driving = None;
         for (i, f) in filters.iter().enumerate() {
             let clause = match f {
-                _ if Some(i) == driver => match self.rid_set(&scope, f)? {
-                    Some(set) => {
-                        driving_set = Some(set);
+                Filter::Has { source_type, param, inner } if self.probe_has.contains(&i) => {
+                    self.has_probe(&scope, source_type, param, inner)?
+                }
+                _ if Some(i) == driver => match self.driving(&scope, f)? {
+                    Some(d) => {
+                        driving = Some(d);
                         continue;
                     }
                     None => self.filter(&scope, f)?,
@@ -198,22 +242,83 @@ impl<'a> Builder<'a> {
             parts.push(clause);
         }
         let conditions = parts.join(" AND ");
+        let rid = format!("{alias}.rid");
         // Driven by a set of rids, the resources should be read in rid order: the rows then
         // come in the page order and a page stops after its first matches instead of sorting
         // every match. SQLite does that fetching each by its rowid (through the live index
         // it would sort); PostgreSQL when the set is a join input it can read in order
         // (a value index scan is in rid order), which an `IN` semi-join never is.
-        Ok(match (driving_set, self.dialect) {
-            (None, _) => format!("FROM resources {alias} WHERE {conditions}"),
-            (Some(set), Dialect::Sqlite) => format!(
-                "FROM resources {alias}{} WHERE {alias}.rid IN ({set}) AND {conditions}",
-                by_rowid(self.dialect)
-            ),
-            (Some(set), Dialect::Postgres) => format!(
-                "FROM (SELECT DISTINCT s.rid FROM ({set}) s) d JOIN resources {alias} ON {alias}.rid = d.rid \
-                 WHERE {conditions}"
-            ),
+        Ok(match (driving, self.dialect) {
+            (None, _) => Selection { from: format!("FROM resources {alias} WHERE {conditions}"), rid },
+            // Rows already in rid order are joined as they come: as an `IN` list SQLite would
+            // first copy them all (46,716 rids for one LOINC code at 5,000 patients: 10 ms).
+            // The driver's rid is the one selected, so that SQLite sees the page order is the
+            // index's.
+            (Some(Driving::Ordered { table, condition, dedupe }), Dialect::Sqlite) => Selection {
+                from: format!(
+                    "FROM {table} x CROSS JOIN resources {alias} ON {alias}.rid = x.rid WHERE {condition} \
+                     AND {dedupe} AND {conditions}"
+                ),
+                rid: "x.rid".to_owned(),
+            },
+            (Some(driving), Dialect::Sqlite) => Selection {
+                from: format!(
+                    "FROM resources {alias}{} WHERE {alias}.rid IN ({}) AND {conditions}",
+                    by_rowid(self.dialect),
+                    driving.set()
+                ),
+                rid,
+            },
+            (Some(driving), Dialect::Postgres) => Selection {
+                from: format!(
+                    "FROM (SELECT DISTINCT s.rid FROM ({}) s) d JOIN resources {alias} ON {alias}.rid = d.rid \
+                     WHERE {conditions}",
+                    driving.set()
+                ),
+                rid,
+            },
         })
+    }
+
+    /// The driving filter's rows: in rid order where its condition fixes every column of the
+    /// value index before `rid` (one token `system|code`, one typed reference), else a set.
+    fn driving(&mut self, scope: &Scope<'_>, filter: &Filter) -> Result<Option<Driving>> {
+        if let Some(columns) = self.rid_ordered(scope, filter)
+            && let Filter::Param { param, modifier, values, .. } = filter
+        {
+            let (table, condition) = self.param_condition(scope, param, modifier, values, false)?;
+            // A resource with the same value twice has two rows: only the first one counts.
+            let same: String = columns.iter().map(|c| format!(" AND y.{c} = x.{c}")).collect();
+            let dedupe = format!(
+                "NOT EXISTS (SELECT 1 FROM {table} y INDEXED BY {table}_v0 WHERE y.tenant = x.tenant \
+                 AND y.pid = x.pid{same} AND y.rid = x.rid AND y.rowid < x.rowid)"
+            );
+            return Ok(Some(Driving::Ordered { table, condition, dedupe }));
+        }
+        Ok(self.rid_set(scope, filter)?.map(Driving::Set))
+    }
+
+    /// The value columns a filter fixes by equality, when they are all the value index's
+    /// columns before `rid` and the scope has one key for the parameter, so that its rows are
+    /// read in rid order.
+    fn rid_ordered(&self, scope: &Scope<'_>, filter: &Filter) -> Option<[&'static str; 2]> {
+        let Filter::Param { param, modifier, values, not: false } = filter else { return None };
+        if self.keys.pids(scope.resource_type, scope.types, &param.code).len() != 1 {
+            return None;
+        }
+        match (param.kind, modifier, values.as_slice()) {
+            (
+                ParamKind::Token,
+                Modifier::None,
+                [SearchValue::Token { system: TokenSystem::Is(_) | TokenSystem::None, code: Some(_) }],
+            ) => Some(["code", "system"]),
+            (
+                ParamKind::Reference,
+                Modifier::None | Modifier::Type(_),
+                [SearchValue::Reference { target_type: Some(_), version: None, .. }],
+            ) => Some(["target_id", "target_type"]),
+            _ => None,
+        }
     }
 
     /// The `WITH` clause the statement built from [`Self::selection`] starts with ('' for none).
@@ -231,7 +336,7 @@ impl<'a> Builder<'a> {
                 return Ok(format!("SELECT COUNT(DISTINCT s.rid) FROM ({set}) s"));
             }
         }
-        let from = self.selection("r", resource_type, types, filters)?;
+        let Selection { from, .. } = self.selection("r", resource_type, types, filters)?;
         Ok(format!("{}SELECT COUNT(*) {from}", self.with()))
     }
 
@@ -486,6 +591,62 @@ impl<'a> Builder<'a> {
         };
         self.depth -= 1;
         Ok(set)
+    }
+
+    /// The inner filter of a `_has` whose matches may be tested per candidate: a parameter
+    /// with a list of matches (not a negation).
+    fn probeable_has(inner: &Filter) -> bool {
+        matches!(inner, Filter::Param { not: false, modifier, .. } if !matches!(modifier, Modifier::Missing(_)))
+    }
+
+    /// `SELECT COUNT(*)` of a `_has` filter's inner matches, stopping at `limit`: `None` where
+    /// the filter cannot be tested per candidate.
+    pub fn has_inner_count(&mut self, filter: &Filter, limit: usize) -> Result<Option<String>> {
+        let Filter::Has { source_type, inner, .. } = filter else { return Ok(None) };
+        let Filter::Param { param, modifier, values, .. } = inner.as_ref() else { return Ok(None) };
+        if !Self::probeable_has(inner) {
+            return Ok(None);
+        }
+        let scope = Scope { alias: String::new(), resource_type: Some(source_type), types: &[] };
+        let (t, condition) = self.param_condition(&scope, param, modifier, values, false)?;
+        Ok(Some(format!("SELECT COUNT(*) FROM (SELECT 1 FROM {t} x WHERE {condition} LIMIT {limit}) c")))
+    }
+
+    /// `_has` as a test per candidate: does a resource of the source type point at it and
+    /// match the inner parameter? The references to the candidate are found through the value
+    /// index, each tested on the inner parameter's value index; a page of candidates then
+    /// stops at its first matches instead of first listing the targets of every inner match
+    /// (16,593 glucose Observations at 5,000 patients: 45 ms, against 5 ms per page).
+    fn has_probe(
+        &mut self,
+        scope: &Scope<'_>,
+        source_type: &str,
+        param: &fhir::search::SearchParam,
+        inner: &Filter,
+    ) -> Result<String> {
+        let Filter::Param { param: inner_param, modifier, values, .. } = inner else {
+            return Err(StoreError::Query("a _has probe needs a parameter".into()));
+        };
+        let a = scope.alias.clone();
+        let h = format!("h{}", self.depth);
+        let src_scope = Scope { alias: h.clone(), resource_type: Some(source_type), types: &[] };
+        let tenant = self.sql.text(self.tenant);
+        let pids = self.keys.pids(Some(source_type), &[], &param.code);
+        let head = self.sql.keys_in(&format!("{h}.pid"), &pids);
+        // The reference index is in the "C" collation (see `reference_target`).
+        let (hint, c) = match self.dialect {
+            Dialect::Sqlite => (" INDEXED BY idx_reference_v0", ""),
+            Dialect::Postgres => ("", " COLLATE \"C\""),
+        };
+        let target_type = match scope.resource_type {
+            Some(rt) => self.sql.text(rt),
+            None => format!("{a}.resource_type{c}"),
+        };
+        let (t, condition) = self.param_condition(&src_scope, inner_param, modifier, values, false)?;
+        Ok(format!(
+            "EXISTS (SELECT 1 FROM idx_reference {h}{hint} WHERE {h}.tenant = {tenant} AND {head} AND {h}.target_id = {a}.id{c} \
+             AND {h}.target_type = {target_type} AND EXISTS (SELECT 1 FROM {t} x WHERE {condition} AND x.rid = {h}.rid))"
+        ))
     }
 
     /// A filter over another `resources` alias (chains, `_has`): the alias, how to name it in a
@@ -1134,6 +1295,27 @@ const MAX_INCLUDED: usize = 1000;
 /// Rounds of `:iterate`.
 const MAX_ITERATE: usize = 3;
 
+/// How many inner matches make a `_has` filter tested per candidate: below it, listing their
+/// targets costs less than a page's tests (about 3 µs per match on SQLite); above it, a
+/// page's candidates mostly find a match among their first references.
+const HAS_SET_LIMIT: usize = 2000;
+
+/// The top-level `_has` filters with at least [`HAS_SET_LIMIT`] inner matches, counted up to
+/// that bound: the ones [`Builder::has_probe`] should test.
+async fn wide_has(runner: &dyn Runner, tenant: &str, filters: &[Filter]) -> Result<Vec<usize>> {
+    let mut wide = Vec::new();
+    for (i, f) in filters.iter().enumerate() {
+        let mut b = Builder::new(runner.dialect(), tenant, runner.keys());
+        let Some(count) = b.has_inner_count(f, HAS_SET_LIMIT)? else { continue };
+        b.sql.text = count;
+        let rows = runner.rows(&b.sql, &[KeyType::Int]).await?;
+        if rows.first().and_then(|r| r.first()).map(int_of).unwrap_or(0) >= HAS_SET_LIMIT as i64 {
+            wide.push(i);
+        }
+    }
+    Ok(wide)
+}
+
 /// Runs a search: the total, one page in keyset order, and the included resources.
 pub(crate) async fn run(runner: &dyn Runner, tenant: &str, q: &crate::SearchQuery<'_>) -> Result<crate::SearchPage> {
     let mut page = crate::SearchPage::default();
@@ -1148,7 +1330,8 @@ pub(crate) async fn run(runner: &dyn Runner, tenant: &str, q: &crate::SearchQuer
     }
     let cursor = q.cursor.map(|c| Cursor::decode(c, q.sort.len())).transpose()?;
     let mut b = Builder::new(runner.dialect(), tenant, runner.keys());
-    let from = b.selection("r", q.resource_type, q.types, q.filters)?;
+    b.probe_has = wide_has(runner, tenant, q.filters).await?;
+    let Selection { from, rid } = b.selection("r", q.resource_type, q.types, q.filters)?;
     let keys: Vec<String> = q
         .sort
         .iter()
@@ -1162,7 +1345,7 @@ pub(crate) async fn run(runner: &dyn Runner, tenant: &str, q: &crate::SearchQuer
         Some(c) => format!("WHERE {}", after_cursor(&mut b.sql, q.sort, c)),
         None => String::new(),
     };
-    let inner = format!("SELECT r.rid, r.tenant, r.resource_type, r.id, r.version{key_list} {from}");
+    let inner = format!("SELECT {rid} AS rid, r.tenant, r.resource_type, r.id, r.version{key_list} {from}");
     let select = RESOURCE_COLUMNS.replace("r.rid, r.resource_type, r.id", "q.rid, q.resource_type, q.id");
     // The page is cut before the bodies are joined: joined first, every match's body would be
     // read to sort them.
@@ -1337,8 +1520,9 @@ pub(crate) async fn find(
     limit: usize,
 ) -> Result<Vec<String>> {
     let mut b = Builder::new(runner.dialect(), tenant, runner.keys());
-    let from = b.selection("r", Some(resource_type), &[], filters)?;
-    b.sql.text = format!("{}SELECT r.id {from} ORDER BY r.rid LIMIT {limit}", b.with());
+    b.probe_has = wide_has(runner, tenant, filters).await?;
+    let Selection { from, rid } = b.selection("r", Some(resource_type), &[], filters)?;
+    b.sql.text = format!("{}SELECT r.id {from} ORDER BY {rid} LIMIT {limit}", b.with());
     let rows = runner.rows(&b.sql, &[KeyType::Text]).await?;
     Ok(rows.iter().filter_map(|r| r.first().and_then(text_of)).collect())
 }

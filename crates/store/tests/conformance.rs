@@ -98,6 +98,7 @@ conformance!(
     token_index_follows_writes,
     search_pages_in_sort_order_without_gaps,
     search_includes_and_counts,
+    search_wide_reverse_chains_and_ordered_drivers,
     reindex_and_settings,
     tenants_are_isolated,
     concurrent_if_match_loses_nothing,
@@ -426,6 +427,75 @@ async fn search_includes_and_counts(s: Arc<dyn Store>) {
     assert!(page.matches.is_empty(), "a count of 0 returns no resources");
     let r = request(Some("Patient"), "_has:Observation:subject:code=http://loinc.org|8302-6");
     assert_eq!(ids(&s.search(T, &query(&r, 10, None)).await.expect("search").matches), ["p1"]);
+}
+
+/// Enough inner matches that `_has` is tested per candidate (the store switches above 2,000),
+/// and a token driver read in rid order, where a resource with the same coding twice must
+/// still come once.
+async fn search_wide_reverse_chains_and_ordered_drivers(s: Arc<dyn Store>) {
+    const WIDE: &str = "http://loinc.org|2339-0";
+    let mut tx = s.begin(T).await.expect("begin");
+    for p in 0..10 {
+        let gender = if p % 2 == 0 { "male" } else { "female" };
+        tx.write(put("Patient", &format!("p{p}"), json!({"resourceType": "Patient", "gender": gender}), None))
+            .await
+            .expect("write");
+    }
+    // 2,100 glucose Observations for p0…p4, others for p5…p9.
+    for i in 0..2100 {
+        let (patient, code) = (i % 5, "2339-0");
+        let obs = json!({"resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+            "subject": {"reference": format!("Patient/p{patient}")}});
+        tx.write(put("Observation", &format!("g{i}"), obs, None)).await.expect("write");
+    }
+    for p in 5..10 {
+        let obs = json!({"resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}, {"system": "http://loinc.org", "code": "29463-7", "display": "Body weight"}]},
+            "subject": {"reference": format!("Patient/p{p}")}});
+        tx.write(put("Observation", &format!("w{p}"), obs, None)).await.expect("write");
+    }
+    tx.commit().await.expect("commit");
+
+    let all = |r: SearchRequest, count: usize| {
+        let s = s.clone();
+        async move {
+            let mut seen = Vec::new();
+            let mut cursor: Option<String> = None;
+            loop {
+                let page = s.search(T, &query(&r, count, cursor.as_deref())).await.expect("search");
+                seen.extend(ids(&page.matches));
+                match page.next {
+                    Some(next) => cursor = Some(next),
+                    None => return (seen, page.total),
+                }
+            }
+        }
+    };
+    let (found, total) = all(request(Some("Patient"), &format!("_has:Observation:subject:code={WIDE}")), 2).await;
+    assert_eq!(found, ["p0", "p1", "p2", "p3", "p4"]);
+    assert_eq!(total, Some(5));
+    let (found, _) =
+        all(request(Some("Patient"), &format!("gender=male&_has:Observation:subject:code={WIDE}")), 10).await;
+    assert_eq!(found, ["p0", "p2", "p4"]);
+    let (found, _) =
+        all(request(Some("Patient"), &format!("_has:Observation:patient:code={WIDE}&gender=female")), 1).await;
+    assert_eq!(found, ["p1", "p3"]);
+    let (found, _) = all(request(Some("Patient"), "_has:Observation:subject:code=http://loinc.org|29463-7"), 3).await;
+    assert_eq!(found, ["p5", "p6", "p7", "p8", "p9"]);
+
+    // Each weight Observation has the coding twice (two index rows): still one match each.
+    let (found, total) = all(request(Some("Observation"), "code=http://loinc.org|29463-7"), 2).await;
+    assert_eq!(found, ["w5", "w6", "w7", "w8", "w9"]);
+    assert_eq!(total, Some(5));
+    let (found, total) = all(request(Some("Observation"), &format!("code={WIDE}&subject=Patient/p3")), 100).await;
+    assert_eq!(found.len(), 420);
+    assert_eq!(total, Some(420));
+    assert!(found.iter().all(|id| id[1..].parse::<usize>().is_ok_and(|i| i % 5 == 3)));
+    let page =
+        s.search(T, &query(&request(Some("Observation"), &format!("code={WIDE}")), 3, None)).await.expect("search");
+    assert_eq!(ids(&page.matches), ["g0", "g1", "g2"]);
+    assert_eq!(page.total, Some(2100));
 }
 
 async fn reindex_and_settings(s: Arc<dyn Store>) {
