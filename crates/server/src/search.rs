@@ -233,7 +233,7 @@ async fn everything(
     // then narrow that whole set.
     let compartment = Filter::compartment(owner_type, owner_id, &[], true)
         .ok_or_else(|| ApiError::NotFound(format!("the {owner_type} compartment")))?;
-    let filter = Filter::Any(vec![compartment.clone(), Filter::ReferencedBy(Box::new(compartment))]);
+    let filter = Filter::WithReferenced(Box::new(compartment));
     if !types.is_empty() {
         request.types = types;
     }

@@ -66,7 +66,8 @@ fn selectivity(filter: &Filter) -> u8 {
         Filter::Builtin(Builtin::List(_)) => 2,
         Filter::Chain { .. } | Filter::Has { .. } => 3,
         Filter::Builtin(Builtin::Text { .. }) => 4,
-        Filter::Builtin(Builtin::LastUpdated(_)) | Filter::Any(_) | Filter::ReferencedBy(_) => 6,
+        Filter::Builtin(Builtin::LastUpdated(_)) | Filter::Any(_) => 6,
+        Filter::WithReferenced(inner) => selectivity(inner),
         Filter::Compartment { .. } => 7,
     }
 }
@@ -162,7 +163,7 @@ pub(crate) struct Builder<'a> {
     pub keys: &'a Keys,
     pub sql: Sql,
     depth: usize,
-    /// Sets PostgreSQL must build once, as `WITH … AS MATERIALIZED` (see [`Self::with`]).
+    /// Sets to build once, as `WITH … AS MATERIALIZED` (see [`Self::with`]).
     materialized: Vec<String>,
     /// The top-level `_has` filters to test per candidate (see [`Self::has_probe`]) rather
     /// than as the set of the targets of every inner match.
@@ -420,7 +421,7 @@ impl<'a> Builder<'a> {
                     }
                 }
             }
-            Filter::ReferencedBy(_) | Filter::Chain { .. } | Filter::Compartment { .. } => {
+            Filter::WithReferenced(_) | Filter::Chain { .. } | Filter::Compartment { .. } => {
                 let set = self.rid_set(scope, filter)?.ok_or_else(|| StoreError::Query("no rid set".into()))?;
                 format!("{a}.rid IN ({set})")
             }
@@ -524,16 +525,36 @@ impl<'a> Builder<'a> {
                 }
                 Some(sets.join(" UNION "))
             }
-            Filter::ReferencedBy(inner) => {
+            Filter::WithReferenced(inner) => {
                 let tenant = self.sql.text(self.tenant);
-                let Nested { alias, from, conditions } = self.nested(None, inner)?;
-                let join = self.join_by_rid(&alias);
                 let target = match self.dialect {
                     Dialect::Sqlite => "CROSS JOIN resources t",
                     Dialect::Postgres => "JOIN resources t",
                 };
                 let on = reference_target(self.dialect, "t", &tenant);
-                Some(format!("SELECT t.rid FROM {from} {join} {target} ON {on} WHERE {conditions}"))
+                // The members of any type, whatever types the search returns: a referenced
+                // Medication belongs to the record through its MedicationRequest.
+                let all = Scope { alias: format!("r{}", self.depth), resource_type: None, types: &[] };
+                match self.rid_set(&all, inner)? {
+                    // Read twice (the members, and what they refer to), so built once. The
+                    // members' index rows name live resources of the tenant already.
+                    Some(set) => {
+                        let name = format!("rec{}", self.materialized.len());
+                        self.materialized.push(format!("{name} AS MATERIALIZED ({set})"));
+                        let join = self.join_by_rid("c");
+                        Some(format!(
+                            "SELECT c.rid FROM {name} c UNION SELECT t.rid FROM {name} c {join} {target} ON {on}"
+                        ))
+                    }
+                    None => {
+                        let Nested { alias, from, conditions } = self.nested(None, inner)?;
+                        let join = self.join_by_rid(&alias);
+                        Some(format!(
+                            "SELECT {alias}.rid FROM {from} WHERE {conditions} UNION \
+                             SELECT t.rid FROM {from} {join} {target} ON {on} WHERE {conditions}"
+                        ))
+                    }
+                }
             }
             Filter::Chain { param, target_type, inner } => {
                 let head = self.index_head(scope, &param.code);

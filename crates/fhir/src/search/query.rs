@@ -207,8 +207,9 @@ pub enum Filter {
     },
     /// Any of these (an untyped chain through a reference that may point at several types).
     Any(Vec<Filter>),
-    /// Resources that resources passing the inner filter (of any type) refer to.
-    ReferencedBy(Box<Filter>),
+    /// Resources passing the inner filter (of any type) and the resources they refer to
+    /// (`$everything`'s record).
+    WithReferenced(Box<Filter>),
     /// Resources in the compartment of `Type/id` (compartmentdefinition.html): those whose
     /// listed reference parameters point at it, and with `include_owner` the owner itself.
     /// Without an id, the compartments of every resource of the owner type.
