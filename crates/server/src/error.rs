@@ -69,7 +69,8 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Entry { status, .. } => *status,
             ApiError::Store(StoreError::VersionConflict { .. }) => StatusCode::PRECONDITION_FAILED,
-            ApiError::Store(StoreError::Retry) => StatusCode::CONFLICT,
+            ApiError::Store(StoreError::Retry | StoreError::Exists(_)) => StatusCode::CONFLICT,
+            ApiError::Store(StoreError::NotFound(_)) => StatusCode::NOT_FOUND,
             ApiError::Store(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -107,6 +108,8 @@ impl ApiError {
             ApiError::Store(StoreError::Retry) => {
                 vec![Issue::error("transient", "the resource was changed concurrently; retry the request")]
             }
+            ApiError::Store(e @ StoreError::Exists(_)) => vec![Issue::error("duplicate", e.to_string())],
+            ApiError::Store(e @ StoreError::NotFound(_)) => vec![Issue::error("not-found", e.to_string())],
             // Internal details stay in the log: they may name tables or values.
             ApiError::Store(_) | ApiError::Internal(_) => vec![Issue::error(
                 "exception",

@@ -9,6 +9,12 @@ pub enum StoreError {
     /// deadlock): the caller may retry the whole transaction.
     #[error("concurrent write conflict, retry")]
     Retry,
+    /// A unique key is taken (an account's email in its tenant).
+    #[error("{0} already exists")]
+    Exists(String),
+    /// What an update names does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
     #[error("database error: {0}")]
     Database(String),
     #[error("schema migration failed: {0}")]

@@ -12,6 +12,7 @@ use fhir::search::query::{Filter, Include, SortKey};
 use fhir::search::{FullText, IndexEntry};
 use serde_json::Value;
 
+mod account;
 mod common;
 mod error;
 mod keys;
@@ -20,6 +21,7 @@ mod search;
 pub mod sqlite;
 pub mod testing;
 
+pub use account::{Account, AccountStatus};
 pub use error::StoreError;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -203,6 +205,23 @@ pub trait Store: Send + Sync + 'static {
     async fn setting(&self, name: &str) -> Result<Option<String>>;
 
     async fn set_setting(&self, name: &str, value: &str) -> Result<()>;
+
+    /// Adds an account (its `version`, `created` and `updated` are set by the store):
+    /// [`StoreError::Exists`] when its id or email is taken in the tenant.
+    async fn create_account(&self, tenant: &str, account: &Account) -> Result<Account>;
+
+    async fn account(&self, tenant: &str, id: &str) -> Result<Option<Account>>;
+
+    async fn account_by_email(&self, tenant: &str, email: &str) -> Result<Option<Account>>;
+
+    /// Replaces an account if its stored version is still `account.version`; answers it with
+    /// the next version. [`StoreError::VersionConflict`] when another update came first,
+    /// [`StoreError::NotFound`] when there is no such account, [`StoreError::Exists`] when the
+    /// new email is another account's.
+    async fn update_account(&self, tenant: &str, account: &Account) -> Result<Account>;
+
+    /// Accounts in email order, after `after_email`, at most `limit`.
+    async fn accounts(&self, tenant: &str, after_email: Option<&str>, limit: usize) -> Result<Vec<Account>>;
 }
 
 /// An open database transaction, scoped to one tenant.

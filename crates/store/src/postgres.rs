@@ -19,8 +19,9 @@ use fhir::search::{FullText, IndexEntry, IndexValue};
 use crate::common::{self, Migration, Param};
 use crate::keys::Keys;
 use crate::search::{self, Dialect, KeyType, KeyValue, Runner, Sql};
+use crate::account;
 use crate::{
-    HistoryQuery, NewVersion, Reindexed, ResourceVersion, Result, SearchPage, SearchQuery, Store, StoreError, Stored,
+    Account, HistoryQuery, NewVersion, Reindexed, ResourceVersion, Result, SearchPage, SearchQuery, Store, StoreError, Stored,
     Transaction,
 };
 
@@ -29,6 +30,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 2, name: "search", sql: include_str!("../migrations/postgres/0002_search.sql") },
     Migration { version: 3, name: "live", sql: include_str!("../migrations/postgres/0003_live.sql") },
     Migration { version: 4, name: "covering", sql: include_str!("../migrations/both/0004_covering.sql") },
+    Migration { version: 5, name: "accounts", sql: include_str!("../migrations/both/0005_accounts.sql") },
 ];
 
 /// Any fixed number: instances starting together take turns at migrating.
@@ -683,6 +685,131 @@ impl Store for PostgresStore {
             .map_err(db_err)?;
         client.execute(&stmt, &[&name, &value]).await.map_err(db_err)?;
         Ok(())
+    }
+
+    async fn create_account(&self, tenant: &str, a: &Account) -> Result<Account> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&format!(
+                "INSERT INTO accounts (tenant, {}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9) ON CONFLICT DO NOTHING",
+                account::ACCOUNT_COLUMNS
+            ))
+            .await
+            .map_err(db_err)?;
+        let now = common::now_millis();
+        let roles = account::roles_to_text(&a.roles);
+        let inserted = client
+            .execute(
+                &stmt,
+                &[&tenant, &a.id, &a.email, &a.email_verified, &a.password_hash, &roles, &a.fhir_user, &a.status.as_str(), &now],
+            )
+            .await
+            .map_err(db_err)?;
+        if inserted == 0 {
+            return Err(StoreError::Exists("an account with this id or email".into()));
+        }
+        Ok(Account { version: 1, created: common::from_millis(now), updated: common::from_millis(now), ..a.clone() })
+    }
+
+    async fn account(&self, tenant: &str, id: &str) -> Result<Option<Account>> {
+        let sql = format!("SELECT {} FROM accounts WHERE tenant = $1 AND id = $2", account::ACCOUNT_COLUMNS);
+        Ok(self.query_accounts(&sql, &[&tenant, &id]).await?.pop())
+    }
+
+    async fn account_by_email(&self, tenant: &str, email: &str) -> Result<Option<Account>> {
+        let sql = format!("SELECT {} FROM accounts WHERE tenant = $1 AND email = $2", account::ACCOUNT_COLUMNS);
+        Ok(self.query_accounts(&sql, &[&tenant, &email]).await?.pop())
+    }
+
+    async fn update_account(&self, tenant: &str, a: &Account) -> Result<Account> {
+        let client = self.client().await?;
+        let taken = client
+            .prepare_cached("SELECT 1 FROM accounts WHERE tenant = $1 AND email = $2 AND id <> $3")
+            .await
+            .map_err(db_err)?;
+        if client.query_opt(&taken, &[&tenant, &a.email, &a.id]).await.map_err(db_err)?.is_some() {
+            return Err(StoreError::Exists("an account with this email".into()));
+        }
+        // One statement: the version test and the write cannot be separated by another update.
+        let stmt = client
+            .prepare_cached(
+                "UPDATE accounts SET email = $4, email_verified = $5, password_hash = $6, roles = $7, fhir_user = $8, \
+                 status = $9, version = version + 1, updated = $10 WHERE tenant = $1 AND id = $2 AND version = $3 \
+                 RETURNING version, created",
+            )
+            .await
+            .map_err(db_err)?;
+        let now = common::now_millis();
+        let roles = account::roles_to_text(&a.roles);
+        let row = client
+            .query_opt(
+                &stmt,
+                &[
+                    &tenant,
+                    &a.id,
+                    &a.version,
+                    &a.email,
+                    &a.email_verified,
+                    &a.password_hash,
+                    &roles,
+                    &a.fhir_user,
+                    &a.status.as_str(),
+                    &now,
+                ],
+            )
+            .await
+            .map_err(db_err)?;
+        match row {
+            Some(row) => Ok(Account {
+                version: row.try_get(0).map_err(db_err)?,
+                created: common::from_millis(row.try_get(1).map_err(db_err)?),
+                updated: common::from_millis(now),
+                ..a.clone()
+            }),
+            None => match self.account(tenant, &a.id).await? {
+                Some(current) => Err(StoreError::VersionConflict {
+                    resource_type: "account".into(),
+                    id: a.id.clone(),
+                    expected: a.version,
+                    actual: current.version,
+                }),
+                None => Err(StoreError::NotFound(format!("account {}", a.id))),
+            },
+        }
+    }
+
+    async fn accounts(&self, tenant: &str, after_email: Option<&str>, limit: usize) -> Result<Vec<Account>> {
+        let sql = format!(
+            "SELECT {} FROM accounts WHERE tenant = $1 AND email > $2 ORDER BY email LIMIT $3",
+            account::ACCOUNT_COLUMNS
+        );
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.query_accounts(&sql, &[&tenant, &after_email.unwrap_or(""), &limit]).await
+    }
+}
+
+fn account_row(row: &tokio_postgres::Row) -> Result<Account> {
+    let roles: String = row.try_get(4).map_err(db_err)?;
+    let status: String = row.try_get(6).map_err(db_err)?;
+    Ok(Account {
+        id: row.try_get(0).map_err(db_err)?,
+        email: row.try_get(1).map_err(db_err)?,
+        email_verified: row.try_get(2).map_err(db_err)?,
+        password_hash: row.try_get(3).map_err(db_err)?,
+        roles: account::roles_from_text(&roles)?,
+        fhir_user: row.try_get(5).map_err(db_err)?,
+        status: account::status_from_text(&status)?,
+        version: row.try_get(7).map_err(db_err)?,
+        created: common::from_millis(row.try_get(8).map_err(db_err)?),
+        updated: common::from_millis(row.try_get(9).map_err(db_err)?),
+    })
+}
+
+impl PostgresStore {
+    async fn query_accounts(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Account>> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(sql).await.map_err(db_err)?;
+        client.query(&stmt, params).await.map_err(db_err)?.iter().map(account_row).collect()
     }
 }
 

@@ -21,8 +21,9 @@ use fhir::search::{FullText, IndexEntry, IndexValue};
 use crate::common::{self, Migration, Param};
 use crate::keys::Keys;
 use crate::search::{self, Dialect, KeyType, KeyValue, Runner, Sql};
+use crate::account;
 use crate::{
-    HistoryQuery, NewVersion, Reindexed, ResourceVersion, Result, SearchPage, SearchQuery, Store, StoreError, Stored,
+    Account, AccountStatus, HistoryQuery, NewVersion, Reindexed, ResourceVersion, Result, SearchPage, SearchQuery, Store, StoreError, Stored,
     Transaction,
 };
 
@@ -31,6 +32,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 2, name: "search", sql: include_str!("../migrations/sqlite/0002_search.sql") },
     Migration { version: 3, name: "live", sql: include_str!("../migrations/sqlite/0003_live.sql") },
     Migration { version: 4, name: "covering", sql: include_str!("../migrations/both/0004_covering.sql") },
+    Migration { version: 5, name: "accounts", sql: include_str!("../migrations/both/0005_accounts.sql") },
 ];
 
 const READERS: usize = 8;
@@ -600,6 +602,147 @@ impl Store for SqliteStore {
             .and_then(|mut s| s.execute([name, value]))
             .map(|_| ())
             .map_err(db_err)
+        })
+    }
+
+    async fn create_account(&self, tenant: &str, account: &Account) -> Result<Account> {
+        let conn = self.writer.clone().lock_owned().await;
+        blocking(|| Self::create_account_sync(&conn, tenant, account))
+    }
+
+    async fn account(&self, tenant: &str, id: &str) -> Result<Option<Account>> {
+        let sql = format!("SELECT {} FROM accounts WHERE tenant = ?1 AND id = ?2", account::ACCOUNT_COLUMNS);
+        self.with_reader(|c| Ok(query_accounts(c, &sql, &[&tenant, &id])?.pop()))
+    }
+
+    async fn account_by_email(&self, tenant: &str, email: &str) -> Result<Option<Account>> {
+        let sql = format!("SELECT {} FROM accounts WHERE tenant = ?1 AND email = ?2", account::ACCOUNT_COLUMNS);
+        self.with_reader(|c| Ok(query_accounts(c, &sql, &[&tenant, &email])?.pop()))
+    }
+
+    async fn update_account(&self, tenant: &str, account: &Account) -> Result<Account> {
+        let conn = self.writer.clone().lock_owned().await;
+        blocking(|| Self::update_account_sync(&conn, tenant, account))
+    }
+
+    async fn accounts(&self, tenant: &str, after_email: Option<&str>, limit: usize) -> Result<Vec<Account>> {
+        let sql = format!(
+            "SELECT {} FROM accounts WHERE tenant = ?1 AND email > ?2 ORDER BY email LIMIT ?3",
+            account::ACCOUNT_COLUMNS
+        );
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with_reader(|c| query_accounts(c, &sql, &[&tenant, &after_email.unwrap_or(""), &limit]))
+    }
+}
+
+
+fn account_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Account, String, String)> {
+    let account = Account {
+        id: row.get(0)?,
+        email: row.get(1)?,
+        email_verified: row.get(2)?,
+        password_hash: row.get(3)?,
+        roles: Vec::new(),
+        fhir_user: row.get(5)?,
+        status: AccountStatus::Active,
+        version: row.get(7)?,
+        created: common::from_millis(row.get(8)?),
+        updated: common::from_millis(row.get(9)?),
+    };
+    Ok((account, row.get(4)?, row.get(6)?))
+}
+
+/// The account with its roles and status parsed.
+fn account_parsed((mut account, roles, status): (Account, String, String)) -> Result<Account> {
+    account.roles = account::roles_from_text(&roles)?;
+    account.status = account::status_from_text(&status)?;
+    Ok(account)
+}
+
+fn query_accounts(conn: &Connection, sql: &str, params: &[&dyn rusqlite::ToSql]) -> Result<Vec<Account>> {
+    let mut stmt = conn.prepare_cached(sql).map_err(db_err)?;
+    let rows = stmt.query_map(params, account_row).map_err(db_err)?;
+    rows.map(|r| r.map_err(db_err).and_then(account_parsed)).collect()
+}
+
+/// Whether a unique key of `accounts` other than the row's own would be violated.
+fn email_taken(conn: &Connection, tenant: &str, email: &str, except_id: &str) -> Result<bool> {
+    conn.prepare_cached("SELECT 1 FROM accounts WHERE tenant = ?1 AND email = ?2 AND id <> ?3")
+        .and_then(|mut s| s.exists(params![tenant, email, except_id]))
+        .map_err(db_err)
+}
+
+impl SqliteStore {
+    fn create_account_sync(conn: &Connection, tenant: &str, a: &Account) -> Result<Account> {
+        let now = common::now_millis();
+        let inserted = conn
+            .prepare_cached(&format!(
+                "INSERT INTO accounts (tenant, {}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1, ?9, ?9) ON CONFLICT DO NOTHING",
+                account::ACCOUNT_COLUMNS
+            ))
+            .and_then(|mut s| {
+                s.execute(params![
+                    tenant,
+                    a.id,
+                    a.email,
+                    a.email_verified,
+                    a.password_hash,
+                    account::roles_to_text(&a.roles),
+                    a.fhir_user,
+                    a.status.as_str(),
+                    now
+                ])
+            })
+            .map_err(db_err)?;
+        if inserted == 0 {
+            return Err(StoreError::Exists("an account with this id or email".into()));
+        }
+        Ok(Account { version: 1, created: common::from_millis(now), updated: common::from_millis(now), ..a.clone() })
+    }
+
+    fn update_account_sync(conn: &Connection, tenant: &str, a: &Account) -> Result<Account> {
+        let current: Option<(i64, i64)> = conn
+            .prepare_cached("SELECT version, created FROM accounts WHERE tenant = ?1 AND id = ?2")
+            .and_then(|mut s| s.query_row(params![tenant, a.id], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+            .map_err(db_err)?;
+        let Some((version, created)) = current else {
+            return Err(StoreError::NotFound(format!("account {}", a.id)));
+        };
+        if version != a.version {
+            return Err(StoreError::VersionConflict {
+                resource_type: "account".into(),
+                id: a.id.clone(),
+                expected: a.version,
+                actual: version,
+            });
+        }
+        if email_taken(conn, tenant, &a.email, &a.id)? {
+            return Err(StoreError::Exists("an account with this email".into()));
+        }
+        let now = common::now_millis();
+        conn.prepare_cached(
+            "UPDATE accounts SET email = ?3, email_verified = ?4, password_hash = ?5, roles = ?6, fhir_user = ?7, \
+             status = ?8, version = version + 1, updated = ?9 WHERE tenant = ?1 AND id = ?2",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                tenant,
+                a.id,
+                a.email,
+                a.email_verified,
+                a.password_hash,
+                account::roles_to_text(&a.roles),
+                a.fhir_user,
+                a.status.as_str(),
+                now
+            ])
+        })
+        .map_err(db_err)?;
+        Ok(Account {
+            version: version + 1,
+            created: common::from_millis(created),
+            updated: common::from_millis(now),
+            ..a.clone()
         })
     }
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use fhir::search::query::{Filter, Parser, SearchRequest};
 use serde_json::{Value, json};
-use store::{HistoryQuery, Method, NewVersion, SearchQuery, Store, StoreError};
+use store::{Account, AccountStatus, HistoryQuery, Method, NewVersion, SearchQuery, Store, StoreError};
 
 const T: &str = "tenant-a";
 
@@ -100,6 +100,7 @@ conformance!(
     search_includes_and_counts,
     search_wide_reverse_chains_and_ordered_drivers,
     reindex_and_settings,
+    accounts_are_unique_per_tenant_and_versioned,
     tenants_are_isolated,
     concurrent_if_match_loses_nothing,
     concurrent_creates_of_one_id,
@@ -496,6 +497,66 @@ async fn search_wide_reverse_chains_and_ordered_drivers(s: Arc<dyn Store>) {
         s.search(T, &query(&request(Some("Observation"), &format!("code={WIDE}")), 3, None)).await.expect("search");
     assert_eq!(ids(&page.matches), ["g0", "g1", "g2"]);
     assert_eq!(page.total, Some(2100));
+}
+
+fn account(id: &str, email: &str) -> Account {
+    Account {
+        id: id.into(),
+        email: email.into(),
+        email_verified: false,
+        password_hash: Some("$argon2id$v=19$m=65536,t=3,p=1$c2FsdA$aGFzaA".into()),
+        roles: vec!["nurse".into()],
+        fhir_user: Some("Practitioner/pr1".into()),
+        status: AccountStatus::Active,
+        version: 0,
+        created: chrono::DateTime::default(),
+        updated: chrono::DateTime::default(),
+    }
+}
+
+async fn accounts_are_unique_per_tenant_and_versioned(s: Arc<dyn Store>) {
+    let created = s.create_account(T, &account("a1", "ann@example.org")).await.expect("create");
+    assert_eq!(created.version, 1);
+    assert!(created.created > chrono::DateTime::<chrono::Utc>::default());
+    let read = s.account(T, "a1").await.expect("read").expect("exists");
+    assert_eq!(read, created);
+    assert_eq!(s.account_by_email(T, "ann@example.org").await.expect("read"), Some(created.clone()));
+    assert_eq!(s.account_by_email(T, "nobody@example.org").await.expect("read"), None);
+    assert_eq!(s.account("tenant-b", "a1").await.expect("read"), None, "tenants are separate");
+
+    // One account per email and per id in a tenant; another tenant may reuse both.
+    assert!(matches!(s.create_account(T, &account("a2", "ann@example.org")).await, Err(StoreError::Exists(_))));
+    assert!(matches!(s.create_account(T, &account("a1", "other@example.org")).await, Err(StoreError::Exists(_))));
+    s.create_account("tenant-b", &account("a1", "ann@example.org")).await.expect("another tenant");
+
+    // An update names the version it read; the loser of two updates gets a conflict.
+    let mut change = read.clone();
+    change.roles = vec!["admin".into(), "practitioner".into()];
+    change.email_verified = true;
+    change.password_hash = None;
+    change.status = AccountStatus::Disabled;
+    let updated = s.update_account(T, &change).await.expect("update");
+    assert_eq!(updated.version, 2);
+    assert_eq!(updated.created, created.created);
+    let stored = s.account(T, "a1").await.expect("read").expect("exists");
+    assert_eq!(stored.roles, ["admin", "practitioner"]);
+    assert!(stored.email_verified && stored.password_hash.is_none() && stored.status == AccountStatus::Disabled);
+    assert!(matches!(
+        s.update_account(T, &change).await,
+        Err(StoreError::VersionConflict { expected: 1, actual: 2, .. })
+    ));
+    assert!(matches!(s.update_account(T, &account("zz", "zz@example.org")).await, Err(StoreError::NotFound(_))));
+    s.create_account(T, &account("b1", "bob@example.org")).await.expect("create");
+    let mut steal = stored.clone();
+    steal.email = "bob@example.org".into();
+    assert!(matches!(s.update_account(T, &steal).await, Err(StoreError::Exists(_))), "an email stays one account's");
+
+    // Listed in email order, in pages.
+    s.create_account(T, &account("c1", "cat@example.org")).await.expect("create");
+    let first = s.accounts(T, None, 2).await.expect("list");
+    assert_eq!(first.iter().map(|a| a.email.as_str()).collect::<Vec<_>>(), ["ann@example.org", "bob@example.org"]);
+    let rest = s.accounts(T, Some("bob@example.org"), 10).await.expect("list");
+    assert_eq!(rest.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), ["c1"]);
 }
 
 async fn reindex_and_settings(s: Arc<dyn Store>) {
