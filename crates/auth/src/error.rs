@@ -41,6 +41,12 @@ pub enum AuthError {
     PkcePlainRefused(String),
     #[error("unknown PKCE code_challenge_method {0:?}: use S256")]
     PkceUnknownMethod(String),
+    #[error("invalid email address: {0}")]
+    InvalidEmail(&'static str),
+    #[error("invalid role {0:?}: use lower-case letters, digits and dashes, starting with a letter")]
+    InvalidRole(String),
+    #[error("invalid fhirUser {0:?}: use Patient/id, Practitioner/id or RelatedPerson/id")]
+    InvalidFhirUser(String),
 }
 
 impl AuthError {
@@ -60,6 +66,9 @@ impl AuthError {
             Self::PkceChallenge(_) => "invalid_code_challenge",
             Self::PkcePlainRefused(_) => "pkce_plain_refused",
             Self::PkceUnknownMethod(_) => "pkce_unknown_method",
+            Self::InvalidEmail(_) => "invalid_email",
+            Self::InvalidRole(_) => "invalid_role",
+            Self::InvalidFhirUser(_) => "invalid_fhir_user",
         }
     }
 }

@@ -1,8 +1,9 @@
 //! The pure foundations of Iaso's identity provider: password hashing and policy, TOTP, backup
-//! codes and PKCE. No I/O: callers pass the clock, store what these functions return and own
+//! codes, PKCE, and the parsed parts of an account (email, roles, FHIR identity). No I/O: callers pass the clock, store what these functions return and own
 //! every decision that needs the database (lockout, the last accepted TOTP step, which backup
 //! codes are left).
 
+pub mod account;
 pub mod backup;
 mod error;
 pub mod password;

@@ -1,6 +1,8 @@
-//! `iaso`: the Iaso binary. `iaso serve` runs the server; `iaso import` loads FHIR data.
+//! `iaso`: the Iaso binary. `iaso serve` runs the server; `iaso import` loads FHIR data;
+//! `iaso user create` adds an account.
 
 mod import;
+mod user;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -76,6 +78,34 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         parallel: usize,
     },
+    /// Manage accounts.
+    User {
+        #[command(subcommand)]
+        action: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create an account; prints it as JSON.
+    Create {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The sign-in email (compared without regard to case).
+        #[arg(long)]
+        email: String,
+        /// A role (patient, practitioner, nurse, front-desk, billing, admin, researcher, or one of
+        /// the clinic's own); repeat for several.
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        /// The FHIR identity the account acts as: Patient/id, Practitioner/id or RelatedPerson/id.
+        #[arg(long)]
+        fhir_user: Option<String>,
+        /// Read the password from the first line of standard input (without it the account is
+        /// invited and has no password yet).
+        #[arg(long)]
+        password_stdin: bool,
+    },
 }
 
 fn init_logging(format: Option<&str>) {
@@ -112,6 +142,13 @@ fn main() -> ExitCode {
                 let summary = import::run(store, &paths, parallel.max(1)).await?;
                 summary.print();
                 if summary.failures.is_empty() { Ok(()) } else { Err(format!("{} failure(s)", summary.failures.len())) }
+            }
+            Command::User { action: UserCommand::Create { store, email, roles, fhir_user, password_stdin } } => {
+                let store = store.open().await?;
+                let created =
+                    user::create(store.as_ref(), user::NewUser { email, roles, fhir_user, password_stdin }).await?;
+                println!("{created}");
+                Ok(())
             }
         }
     });

@@ -1,6 +1,7 @@
-//! The `iaso` binary end to end: import, demo seeding, graceful shutdown, crash durability.
+//! The `iaso` binary end to end: import, accounts, demo seeding, graceful shutdown, crash
+//! durability.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -78,6 +79,127 @@ fn import_reports_each_failure_with_its_reason() {
     assert!(stdout.contains("bad.json: not valid JSON"), "{stdout}");
     assert!(stdout.contains("patients.ndjson"), "{stdout}");
     assert!(stdout.contains("gender"), "{stdout}");
+}
+
+/// `iaso user create` with the password on stdin; answers (success, stdout, stderr).
+fn user_create(dir: &Path, database: Option<&str>, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    let mut child = iaso()
+        .args(["user", "create"])
+        .args(store_args(dir, database))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("iaso runs");
+    if let Some(input) = stdin {
+        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("writes");
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().expect("iaso ends");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn user_create_makes_accounts(database: Option<String>) {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = database.as_deref();
+    const PASSWORD: &str = "correct horse battery staple";
+    let (ok, stdout, stderr) = user_create(
+        dir.path(),
+        db,
+        &["--email", " Nurse.Joy@Example.ORG", "--role", "nurse", "--role", "admin", "--password-stdin"],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert!(ok, "{stdout}{stderr}");
+    let printed: Value = serde_json::from_str(stdout.trim()).expect("prints JSON");
+    assert_eq!(printed["email"], "nurse.joy@example.org");
+    assert_eq!(printed["roles"], json!(["admin", "nurse"]));
+    assert_eq!(printed["status"], "active");
+    assert!(!stdout.contains("argon2"), "the hash is never printed");
+
+    let store = store::open(db, dir.path()).await.expect("store opens");
+    let account =
+        store.account_by_email(store::DEFAULT_TENANT, "nurse.joy@example.org").await.expect("reads").expect("exists");
+    assert_eq!(account.id, printed["id"].as_str().expect("id"));
+    let hash = account.password_hash.expect("a password");
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    assert!(auth::password::verify(PASSWORD, &hash).expect("verifies"));
+    assert!(!auth::password::verify("correct horse battery stapler", &hash).expect("verifies"));
+    drop(store);
+
+    // The same email in another case is the same account.
+    let (ok, _, stderr) = user_create(
+        dir.path(),
+        db,
+        &["--email", "NURSE.JOY@example.org", "--role", "nurse", "--password-stdin"],
+        Some("another long passphrase here\n"),
+    );
+    assert!(!ok);
+    assert!(stderr.contains("already exists"), "{stderr}");
+    // A weak password is refused with the policy's reason; nothing is created.
+    let (ok, _, stderr) = user_create(
+        dir.path(),
+        db,
+        &["--email", "weak@example.org", "--role", "patient", "--password-stdin"],
+        Some("password1234\n"),
+    );
+    assert!(!ok);
+    assert!(stderr.contains("password_too_common"), "{stderr}");
+    let (ok, _, stderr) = user_create(dir.path(), db, &["--email", "not-an-email", "--role", "nurse"], None);
+    assert!(!ok && stderr.contains("invalid email address"), "{stderr}");
+    let (ok, _, stderr) = user_create(dir.path(), db, &["--email", "x@example.org", "--role", "Chief Nurse"], None);
+    assert!(!ok && stderr.contains("invalid role"), "{stderr}");
+    let (ok, _, stderr) = user_create(
+        dir.path(),
+        db,
+        &["--email", "pat@example.org", "--role", "patient", "--fhir-user", "Patient/nobody"],
+        None,
+    );
+    assert!(!ok && stderr.contains("Patient/nobody does not exist"), "{stderr}");
+
+    // Without a password the account is invited; a fhirUser must exist.
+    let store = store::open(db, dir.path()).await.expect("store opens");
+    let mut tx = store.begin(store::DEFAULT_TENANT).await.expect("begin");
+    let body = json!({"resourceType": "Patient", "id": "pat1"});
+    tx.write(store::NewVersion {
+        resource_type: "Patient".into(),
+        id: "pat1".into(),
+        expected_version: None,
+        method: store::Method::Put,
+        index: fhir::search::index_resource(&body, fhir::search::standard()),
+        text: None,
+        body: Some(body),
+    })
+    .await
+    .expect("write");
+    tx.commit().await.expect("commit");
+    drop(store);
+    let (ok, stdout, stderr) = user_create(
+        dir.path(),
+        db,
+        &["--email", "pat@example.org", "--role", "patient", "--fhir-user", "Patient/pat1"],
+        None,
+    );
+    assert!(ok, "{stderr}");
+    let printed: Value = serde_json::from_str(stdout.trim()).expect("prints JSON");
+    assert_eq!((printed["status"].as_str(), printed["fhirUser"].as_str()), (Some("invited"), Some("Patient/pat1")));
+    let store = store::open(db, dir.path()).await.expect("store opens");
+    let all = store.accounts(store::DEFAULT_TENANT, None, 10).await.expect("lists");
+    assert_eq!(all.iter().map(|a| a.email.as_str()).collect::<Vec<_>>(), ["nurse.joy@example.org", "pat@example.org"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_create_sqlite() {
+    user_create_makes_accounts(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_create_postgres() {
+    user_create_makes_accounts(Some(store::testing::fresh_postgres_url().await)).await;
 }
 
 struct Server {

@@ -16,13 +16,13 @@ use tokio_postgres::types::ToSql;
 use fhir::search::query::Filter;
 use fhir::search::{FullText, IndexEntry, IndexValue};
 
+use crate::account;
 use crate::common::{self, Migration, Param};
 use crate::keys::Keys;
 use crate::search::{self, Dialect, KeyType, KeyValue, Runner, Sql};
-use crate::account;
 use crate::{
-    Account, HistoryQuery, NewVersion, Reindexed, ResourceVersion, Result, SearchPage, SearchQuery, Store, StoreError, Stored,
-    Transaction,
+    Account, HistoryQuery, NewVersion, Reindexed, ResourceVersion, Result, SearchPage, SearchQuery, Store, StoreError,
+    Stored, Transaction,
 };
 
 const MIGRATIONS: &[Migration] = &[
@@ -697,14 +697,9 @@ impl Store for PostgresStore {
             .await
             .map_err(db_err)?;
         let now = common::now_millis();
-        let roles = account::roles_to_text(&a.roles);
-        let inserted = client
-            .execute(
-                &stmt,
-                &[&tenant, &a.id, &a.email, &a.email_verified, &a.password_hash, &roles, &a.fhir_user, &a.status.as_str(), &now],
-            )
-            .await
-            .map_err(db_err)?;
+        let (roles, status) = (account::roles_to_text(&a.roles), a.status.as_str());
+        let inserted =
+            client.execute(&stmt, &account_values(&tenant, a, &roles, &status, &now)).await.map_err(db_err)?;
         if inserted == 0 {
             return Err(StoreError::Exists("an account with this id or email".into()));
         }
@@ -733,32 +728,17 @@ impl Store for PostgresStore {
         // One statement: the version test and the write cannot be separated by another update.
         let stmt = client
             .prepare_cached(
-                "UPDATE accounts SET email = $4, email_verified = $5, password_hash = $6, roles = $7, fhir_user = $8, \
-                 status = $9, version = version + 1, updated = $10 WHERE tenant = $1 AND id = $2 AND version = $3 \
+                "UPDATE accounts SET email = $3, email_verified = $4, password_hash = $5, roles = $6, fhir_user = $7, \
+                 status = $8, version = version + 1, updated = $9 WHERE tenant = $1 AND id = $2 AND version = $10 \
                  RETURNING version, created",
             )
             .await
             .map_err(db_err)?;
         let now = common::now_millis();
-        let roles = account::roles_to_text(&a.roles);
-        let row = client
-            .query_opt(
-                &stmt,
-                &[
-                    &tenant,
-                    &a.id,
-                    &a.version,
-                    &a.email,
-                    &a.email_verified,
-                    &a.password_hash,
-                    &roles,
-                    &a.fhir_user,
-                    &a.status.as_str(),
-                    &now,
-                ],
-            )
-            .await
-            .map_err(db_err)?;
+        let (roles, status) = (account::roles_to_text(&a.roles), a.status.as_str());
+        let mut values = account_values(&tenant, a, &roles, &status, &now);
+        values.push(&a.version);
+        let row = client.query_opt(&stmt, &values).await.map_err(db_err)?;
         match row {
             Some(row) => Ok(Account {
                 version: row.try_get(0).map_err(db_err)?,
@@ -803,6 +783,18 @@ fn account_row(row: &tokio_postgres::Row) -> Result<Account> {
         created: common::from_millis(row.try_get(8).map_err(db_err)?),
         updated: common::from_millis(row.try_get(9).map_err(db_err)?),
     })
+}
+
+/// An account's values for `$1…$9`: the tenant, the columns of [`account::ACCOUNT_COLUMNS`]
+/// up to `status`, and the time of the write.
+fn account_values<'a>(
+    tenant: &'a &str,
+    a: &'a Account,
+    roles: &'a String,
+    status: &'a &'static str,
+    now: &'a i64,
+) -> Vec<&'a (dyn ToSql + Sync)> {
+    vec![tenant, &a.id, &a.email, &a.email_verified, &a.password_hash, roles, &a.fhir_user, status, now]
 }
 
 impl PostgresStore {

@@ -18,13 +18,13 @@ use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 use fhir::search::query::Filter;
 use fhir::search::{FullText, IndexEntry, IndexValue};
 
+use crate::account;
 use crate::common::{self, Migration, Param};
 use crate::keys::Keys;
 use crate::search::{self, Dialect, KeyType, KeyValue, Runner, Sql};
-use crate::account;
 use crate::{
-    Account, AccountStatus, HistoryQuery, NewVersion, Reindexed, ResourceVersion, Result, SearchPage, SearchQuery, Store, StoreError, Stored,
-    Transaction,
+    Account, AccountStatus, HistoryQuery, NewVersion, Reindexed, ResourceVersion, Result, SearchPage, SearchQuery,
+    Store, StoreError, Stored, Transaction,
 };
 
 const MIGRATIONS: &[Migration] = &[
@@ -634,7 +634,6 @@ impl Store for SqliteStore {
         self.with_reader(|c| query_accounts(c, &sql, &[&tenant, &after_email.unwrap_or(""), &limit]))
     }
 }
-
 
 fn account_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Account, String, String)> {
     let account = Account {

@@ -1,0 +1,83 @@
+//! `iaso user create`: an account made by an operator at the command line (DESIGN §2).
+
+use std::io::BufRead;
+
+use auth::account::{Email, FhirUser, Role};
+use auth::password::{self, Argon2Params};
+use serde_json::{Value, json};
+use store::{Account, AccountStatus, DEFAULT_TENANT, Store, StoreError};
+
+/// What `iaso user create` was given.
+pub struct NewUser {
+    pub email: String,
+    pub roles: Vec<String>,
+    pub fhir_user: Option<String>,
+    /// Read the password from the first line of standard input; without it the account is
+    /// invited (no password until one is set through a reset link).
+    pub password_stdin: bool,
+}
+
+/// Creates the account and answers what to print: the account without its hash.
+pub async fn create(store: &dyn Store, new: NewUser) -> Result<Value, String> {
+    let email = Email::parse(&new.email).map_err(|e| e.to_string())?;
+    let mut roles =
+        new.roles.iter().map(|r| Role::parse(r).map_err(|e| e.to_string())).collect::<Result<Vec<_>, _>>()?;
+    roles.sort();
+    roles.dedup();
+    let fhir_user = new.fhir_user.as_deref().map(FhirUser::parse).transpose().map_err(|e| e.to_string())?;
+    if let Some(user) = &fhir_user {
+        // The identity must exist: an account pointing nowhere would fail at every launch.
+        match store.read(DEFAULT_TENANT, user.resource_type(), user.id()).await.map_err(|e| e.to_string())? {
+            Some(v) if !v.is_deleted() => {}
+            _ => return Err(format!("{user} does not exist in the store")),
+        }
+    }
+    let password_hash = if new.password_stdin {
+        let password = read_password()?;
+        password::check_policy(&password, Some(email.as_str())).map_err(|e| format!("{} ({})", e, e.code()))?;
+        // Argon2id takes a tenth of a second of one core by design.
+        let hashed = tokio::task::spawn_blocking(move || password::hash(&password, &Argon2Params::DEFAULT))
+            .await
+            .map_err(|e| format!("hashing stopped: {e}"))?
+            .map_err(|e| e.to_string())?;
+        Some(hashed)
+    } else {
+        None
+    };
+    let status = if password_hash.is_some() { AccountStatus::Active } else { AccountStatus::Invited };
+    let account = Account {
+        id: uuid::Uuid::new_v4().to_string(),
+        email: email.to_string(),
+        // The operator vouches for the address they typed.
+        email_verified: true,
+        password_hash,
+        roles: roles.iter().map(|r| r.as_str().to_owned()).collect(),
+        fhir_user: fhir_user.as_ref().map(ToString::to_string),
+        status,
+        version: 0,
+        created: Default::default(),
+        updated: Default::default(),
+    };
+    let created = store.create_account(DEFAULT_TENANT, &account).await.map_err(|e| match e {
+        StoreError::Exists(_) => format!("an account with the email {email} already exists"),
+        other => other.to_string(),
+    })?;
+    Ok(json!({
+        "id": created.id,
+        "email": created.email,
+        "roles": created.roles,
+        "fhirUser": created.fhir_user,
+        "status": created.status.as_str(),
+    }))
+}
+
+/// The first line of standard input, without its line ending.
+fn read_password() -> Result<String, String> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).map_err(|e| format!("cannot read the password from stdin: {e}"))?;
+    let password = line.strip_suffix('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).unwrap_or(&line).to_owned();
+    if password.is_empty() {
+        return Err("--password-stdin: standard input held no password".into());
+    }
+    Ok(password)
+}
