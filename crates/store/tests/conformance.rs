@@ -493,10 +493,17 @@ async fn search_wide_reverse_chains_and_ordered_drivers(s: Arc<dyn Store>) {
     assert_eq!(found.len(), 420);
     assert_eq!(total, Some(420));
     assert!(found.iter().all(|id| id[1..].parse::<usize>().is_ok_and(|i| i % 5 == 3)));
-    let page =
-        s.search(T, &query(&request(Some("Observation"), &format!("code={WIDE}")), 3, None)).await.expect("search");
+    let r = request(Some("Observation"), &format!("code={WIDE}"));
+    let page = s.search(T, &query(&r, 3, None)).await.expect("search");
     assert_eq!(ids(&page.matches), ["g0", "g1", "g2"]);
     assert_eq!(page.total, Some(2100));
+    // Forward and back again through the rows read in index order.
+    let second = s.search(T, &query(&r, 3, page.next.as_deref())).await.expect("search");
+    assert_eq!(ids(&second.matches), ["g3", "g4", "g5"]);
+    let back = s.search(T, &query(&r, 3, second.previous.as_deref())).await.expect("search");
+    assert_eq!(ids(&back.matches), ["g0", "g1", "g2"]);
+    let (found, _) = all(request(Some("Observation"), "code=http://loinc.org|29463-7&_sort=-_id"), 2).await;
+    assert_eq!(found, ["w9", "w8", "w7", "w6", "w5"]);
 }
 
 fn account(id: &str, email: &str) -> Account {
