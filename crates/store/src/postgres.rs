@@ -93,6 +93,12 @@ impl PostgresStore {
     pub async fn open(url: &str) -> Result<Self> {
         let mut cfg = Config::new();
         cfg.url = Some(url.to_owned());
+        // Notices ("word is too long to be indexed", from full text of long tokens) would be
+        // logged one line each by the driver; warnings and errors still arrive. Options the
+        // operator put in the URL are theirs to keep.
+        if !url.contains("options=") {
+            cfg.options = Some("-c client_min_messages=warning".to_owned());
+        }
         cfg.manager = Some(ManagerConfig { recycling_method: RecyclingMethod::Fast });
         cfg.pool = Some(PoolConfig::new(32));
         let pool = cfg
