@@ -90,6 +90,28 @@ pub fn verify(password: &str, phc: &str) -> Result<bool> {
     }
 }
 
+/// A hash with the default parameters that no password is known to match, made once per
+/// process: what [`verify_account`] checks against when there is no account.
+static DUMMY: LazyLock<Result<String>> = LazyLock::new(|| {
+    let unguessable = random::bytes::<32>()?;
+    let text: String = unguessable.iter().map(|b| format!("{b:02x}")).collect();
+    hash(&text, &Argon2Params::DEFAULT)
+});
+
+/// [`verify`] for a sign-in, where the account may not exist (`None`): then a hash with the
+/// default parameters is checked all the same and the answer is `false`, so that the time a
+/// sign-in takes does not tell whether the email has an account. An account without a
+/// password (`Some(None)`: invited, or signing in elsewhere) is checked the same way.
+pub fn verify_account(password: &str, stored: Option<Option<&str>>) -> Result<bool> {
+    match stored {
+        Some(Some(phc)) => verify(password, phc),
+        _ => {
+            let dummy = DUMMY.as_ref().map_err(Clone::clone)?;
+            verify(password, dummy).map(|_| false)
+        }
+    }
+}
+
 /// Whether a stored hash should be replaced after the next successful login: it is not
 /// Argon2id v1.3, or any of its memory, iterations or parallelism is below `current`. An
 /// unreadable string answers `true` (it cannot be kept anyway).
@@ -154,6 +176,19 @@ mod tests {
         assert!(verify("correct horse battery staple", &phc).unwrap());
         assert!(!verify("correct horse battery stapl", &phc).unwrap());
         assert!(!verify("", &phc).unwrap());
+    }
+
+    #[test]
+    fn a_missing_account_costs_a_default_verification_and_fails() {
+        let phc = hash("correct horse battery staple", &FAST).unwrap();
+        assert!(verify_account("correct horse battery staple", Some(Some(&phc))).unwrap());
+        assert!(!verify_account("wrong horse battery staple", Some(Some(&phc))).unwrap());
+        assert!(!verify_account("correct horse battery staple", None).unwrap());
+        assert!(!verify_account("", Some(None)).unwrap());
+        // The stand-in costs what a real account's hash costs.
+        let dummy = DUMMY.as_ref().unwrap();
+        assert!(dummy.starts_with("$argon2id$v=19$m=65536,t=3,p=1$"), "{dummy}");
+        assert!(!needs_rehash(dummy, &Argon2Params::DEFAULT));
     }
 
     #[test]
