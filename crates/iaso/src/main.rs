@@ -1,5 +1,5 @@
 //! `iaso`: the Iaso binary. `iaso serve` runs the server; `iaso import` loads FHIR data;
-//! `iaso user create` adds an account.
+//! `iaso user create` / `iaso user list` manage accounts.
 
 mod import;
 mod user;
@@ -87,6 +87,11 @@ enum Command {
 
 #[derive(Subcommand)]
 enum UserCommand {
+    /// List the accounts, one JSON object per line, in email order (never a password hash).
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Create an account; prints it as JSON.
     Create {
         #[command(flatten)]
@@ -142,6 +147,10 @@ fn main() -> ExitCode {
                 let summary = import::run(store, &paths, parallel.max(1)).await?;
                 summary.print();
                 if summary.failures.is_empty() { Ok(()) } else { Err(format!("{} failure(s)", summary.failures.len())) }
+            }
+            Command::User { action: UserCommand::List { store } } => {
+                let store = store.open().await?;
+                user::list(store.as_ref(), &mut std::io::stdout().lock()).await.map(|_| ())
             }
             Command::User { action: UserCommand::Create { store, email, roles, fhir_user, password_stdin } } => {
                 let store = store.open().await?;

@@ -1,4 +1,5 @@
-//! `iaso user create`: an account made by an operator at the command line (DESIGN §2).
+//! `iaso user create` and `iaso user list`: accounts made and listed by an operator at the
+//! command line (DESIGN §2).
 
 use std::io::BufRead;
 
@@ -62,13 +63,38 @@ pub async fn create(store: &dyn Store, new: NewUser) -> Result<Value, String> {
         StoreError::Exists(_) => format!("an account with the email {email} already exists"),
         other => other.to_string(),
     })?;
-    Ok(json!({
-        "id": created.id,
-        "email": created.email,
-        "roles": created.roles,
-        "fhirUser": created.fhir_user,
-        "status": created.status.as_str(),
-    }))
+    Ok(shown(&created))
+}
+
+/// An account as the CLI prints it: never its password hash.
+fn shown(account: &Account) -> Value {
+    json!({
+        "id": account.id,
+        "email": account.email,
+        "roles": account.roles,
+        "fhirUser": account.fhir_user,
+        "status": account.status.as_str(),
+        "emailVerified": account.email_verified,
+        "created": account.created.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    })
+}
+
+/// Every account of the tenant in email order, one JSON object per line.
+pub async fn list(store: &dyn Store, out: &mut impl std::io::Write) -> Result<usize, String> {
+    const PAGE: usize = 500;
+    let mut after: Option<String> = None;
+    let mut listed = 0;
+    loop {
+        let page = store.accounts(DEFAULT_TENANT, after.as_deref(), PAGE).await.map_err(|e| e.to_string())?;
+        for account in &page {
+            writeln!(out, "{}", shown(account)).map_err(|e| format!("cannot write: {e}"))?;
+        }
+        listed += page.len();
+        match page.last() {
+            Some(last) if page.len() == PAGE => after = Some(last.email.clone()),
+            _ => return Ok(listed),
+        }
+    }
 }
 
 /// The first line of standard input, without its line ending.

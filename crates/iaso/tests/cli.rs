@@ -190,6 +190,20 @@ async fn user_create_makes_accounts(database: Option<String>) {
     let store = store::open(db, dir.path()).await.expect("store opens");
     let all = store.accounts(store::DEFAULT_TENANT, None, 10).await.expect("lists");
     assert_eq!(all.iter().map(|a| a.email.as_str()).collect::<Vec<_>>(), ["nurse.joy@example.org", "pat@example.org"]);
+    drop(store);
+
+    // `iaso user list`: one line per account, in email order, without hashes.
+    let out = iaso().args(["user", "list"]).args(store_args(dir.path(), db)).output().expect("iaso runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(!listed.contains("argon2"), "{listed}");
+    let lines: Vec<Value> = listed.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+    assert_eq!(
+        lines.iter().map(|l| l["email"].as_str()).collect::<Vec<_>>(),
+        [Some("nurse.joy@example.org"), Some("pat@example.org")]
+    );
+    assert_eq!(lines[0]["roles"], json!(["admin", "nurse"]));
+    assert_eq!(lines[1]["status"], "invited");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
