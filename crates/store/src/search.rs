@@ -614,20 +614,22 @@ impl<'a> Builder<'a> {
         Ok(set)
     }
 
-    /// The inner filter of a `_has` whose matches may be tested per candidate: a parameter
-    /// with a list of matches (not a negation).
-    fn probeable_has(inner: &Filter) -> bool {
-        matches!(inner, Filter::Param { not: false, modifier, .. } if !matches!(modifier, Modifier::Missing(_)))
+    /// The parts of a `_has` filter's inner filter when its matches may be tested per
+    /// candidate: a parameter with a list of matches (not a negation).
+    fn probeable_has(inner: &Filter) -> Option<(&fhir::search::SearchParam, &Modifier, &[SearchValue])> {
+        match inner {
+            Filter::Param { param, modifier, values, not: false } if !matches!(modifier, Modifier::Missing(_)) => {
+                Some((param, modifier, values))
+            }
+            _ => None,
+        }
     }
 
     /// `SELECT COUNT(*)` of a `_has` filter's inner matches, stopping at `limit`: `None` where
     /// the filter cannot be tested per candidate.
     pub fn has_inner_count(&mut self, filter: &Filter, limit: usize) -> Result<Option<String>> {
         let Filter::Has { source_type, inner, .. } = filter else { return Ok(None) };
-        let Filter::Param { param, modifier, values, .. } = inner.as_ref() else { return Ok(None) };
-        if !Self::probeable_has(inner) {
-            return Ok(None);
-        }
+        let Some((param, modifier, values)) = Self::probeable_has(inner) else { return Ok(None) };
         let scope = Scope { alias: String::new(), resource_type: Some(source_type), types: &[] };
         let (t, condition) = self.param_condition(&scope, param, modifier, values, false)?;
         Ok(Some(format!("SELECT COUNT(*) FROM (SELECT 1 FROM {t} x WHERE {condition} LIMIT {limit}) c")))
@@ -645,7 +647,7 @@ impl<'a> Builder<'a> {
         param: &fhir::search::SearchParam,
         inner: &Filter,
     ) -> Result<String> {
-        let Filter::Param { param: inner_param, modifier, values, .. } = inner else {
+        let Some((inner_param, modifier, values)) = Self::probeable_has(inner) else {
             return Err(StoreError::Query("a _has probe needs a parameter".into()));
         };
         let a = scope.alias.clone();

@@ -671,6 +671,27 @@ fn email_taken(conn: &Connection, tenant: &str, email: &str, except_id: &str) ->
         .map_err(db_err)
 }
 
+/// Runs an insert or update of an account whose `?1…?9` are the tenant, the columns of
+/// [`account::ACCOUNT_COLUMNS`] up to `status`, and the time of the write.
+fn write_account(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    tenant: &str,
+    a: &Account,
+    now: i64,
+) -> rusqlite::Result<usize> {
+    stmt.execute(params![
+        tenant,
+        a.id,
+        a.email,
+        a.email_verified,
+        a.password_hash,
+        account::roles_to_text(&a.roles),
+        a.fhir_user,
+        a.status.as_str(),
+        now
+    ])
+}
+
 impl SqliteStore {
     fn create_account_sync(conn: &Connection, tenant: &str, a: &Account) -> Result<Account> {
         let now = common::now_millis();
@@ -679,19 +700,7 @@ impl SqliteStore {
                 "INSERT INTO accounts (tenant, {}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1, ?9, ?9) ON CONFLICT DO NOTHING",
                 account::ACCOUNT_COLUMNS
             ))
-            .and_then(|mut s| {
-                s.execute(params![
-                    tenant,
-                    a.id,
-                    a.email,
-                    a.email_verified,
-                    a.password_hash,
-                    account::roles_to_text(&a.roles),
-                    a.fhir_user,
-                    a.status.as_str(),
-                    now
-                ])
-            })
+            .and_then(|mut s| write_account(&mut s, tenant, a, now))
             .map_err(db_err)?;
         if inserted == 0 {
             return Err(StoreError::Exists("an account with this id or email".into()));
@@ -723,19 +732,7 @@ impl SqliteStore {
             "UPDATE accounts SET email = ?3, email_verified = ?4, password_hash = ?5, roles = ?6, fhir_user = ?7, \
              status = ?8, version = version + 1, updated = ?9 WHERE tenant = ?1 AND id = ?2",
         )
-        .and_then(|mut s| {
-            s.execute(params![
-                tenant,
-                a.id,
-                a.email,
-                a.email_verified,
-                a.password_hash,
-                account::roles_to_text(&a.roles),
-                a.fhir_user,
-                a.status.as_str(),
-                now
-            ])
-        })
+        .and_then(|mut s| write_account(&mut s, tenant, a, now))
         .map_err(db_err)?;
         Ok(Account {
             version: version + 1,
