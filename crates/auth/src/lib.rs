@@ -9,6 +9,7 @@ mod error;
 pub mod password;
 pub mod pkce;
 mod random;
+pub mod session;
 pub mod totp;
 
 pub use error::{AuthError, PolicyViolation};

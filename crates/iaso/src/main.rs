@@ -39,6 +39,33 @@ struct StoreArgs {
     database: Option<String>,
 }
 
+/// Sign-in and session settings of `iaso serve`.
+#[derive(Args, Clone)]
+struct IdentityArgs {
+    /// Minutes without activity after which a browser session ends (automatic logoff).
+    #[arg(long, env = "IASO_SESSION_IDLE_MINUTES", default_value_t = 15, value_parser = clap::value_parser!(i64).range(1..=1440))]
+    session_idle_minutes: i64,
+    /// Hours after sign-in after which a browser session ends whatever its activity.
+    #[arg(long, env = "IASO_SESSION_MAX_HOURS", default_value_t = 12, value_parser = clap::value_parser!(i64).range(1..=720))]
+    session_max_hours: i64,
+    /// Whether staff (every role but patient) must set up two-step verification.
+    #[arg(long, env = "IASO_MFA_FOR_STAFF", default_value_t = true, action = clap::ArgAction::Set)]
+    mfa_for_staff: bool,
+}
+
+impl IdentityArgs {
+    fn config(&self) -> server::idp::IdentityConfig {
+        server::idp::IdentityConfig {
+            session: auth::session::SessionPolicy {
+                idle_seconds: self.session_idle_minutes * 60,
+                absolute_seconds: self.session_max_hours * 3600,
+            },
+            require_mfa_for_staff: self.mfa_for_staff,
+            ..Default::default()
+        }
+    }
+}
+
 impl StoreArgs {
     async fn open(&self) -> Result<Arc<dyn Store>, String> {
         store::open(self.database.as_deref(), &self.data_dir).await.map_err(|e| format!("cannot open the store: {e}"))
@@ -66,6 +93,8 @@ enum Command {
         /// Largest accepted request body, in bytes.
         #[arg(long, env = "IASO_MAX_BODY_BYTES", default_value_t = server::DEFAULT_MAX_BODY_BYTES)]
         max_body_bytes: usize,
+        #[command(flatten)]
+        identity: IdentityArgs,
     },
     /// Load FHIR Bundles (transaction, batch, collection) and NDJSON files or directories.
     Import {
@@ -139,8 +168,9 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve { store, listen, demo, demo_patients, base_url, max_body_bytes } => {
-                serve(store, listen, demo.then_some(demo_patients), base_url, max_body_bytes).await
+            Command::Serve { store, listen, demo, demo_patients, base_url, max_body_bytes, identity } => {
+                let config = server::Config { base_url, max_body_bytes, identity: identity.config() };
+                serve(store, listen, demo.then_some(demo_patients), config).await
             }
             Command::Import { store, paths, parallel } => {
                 let store = store.open().await?;
@@ -174,8 +204,7 @@ async fn serve(
     store_args: StoreArgs,
     listen: SocketAddr,
     demo_patients: Option<usize>,
-    base_url: Option<String>,
-    max_body_bytes: usize,
+    config: server::Config,
 ) -> Result<(), String> {
     let started = std::time::Instant::now();
     // Decoding the definitions up front keeps the first request fast and fails early if the
@@ -188,7 +217,7 @@ async fn serve(
     let listener =
         tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    let state = server::AppState::new(store.clone(), server::Config { base_url, max_body_bytes });
+    let state = server::AppState::new(store.clone(), config);
     server::reindex::on_start(&state).await.map_err(|e| format!("cannot prepare the search index: {e}"))?;
     let shutdown = shutdown_signal()?;
     tracing::info!(

@@ -133,3 +133,39 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// A failure on one of the HTML pages ([`crate::pages`]): the same errors, answered as a page
+/// that says the request could not be completed, with the details in the log only.
+#[derive(Debug)]
+pub struct PageError(pub ApiError);
+
+impl PageError {
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        PageError(ApiError::Internal(e.to_string()))
+    }
+}
+
+impl From<ApiError> for PageError {
+    fn from(e: ApiError) -> Self {
+        PageError(e)
+    }
+}
+
+impl From<StoreError> for PageError {
+    fn from(e: StoreError) -> Self {
+        PageError(ApiError::Store(e))
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        tracing::error!(error = %self.0, "page request failed");
+        let text = "The server could not complete this request. Try again later.";
+        let body = format!(
+            "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>Error · Iaso</title><h1>Something went wrong</h1><p role=\"alert\">{text}</p><p><a href=\"/auth/login\">Back to sign in</a></p></html>"
+        );
+        let mut response = (StatusCode::INTERNAL_SERVER_ERROR, axum::response::Html(body)).into_response();
+        crate::pages::secure_headers(response.headers_mut());
+        response
+    }
+}

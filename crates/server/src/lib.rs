@@ -7,7 +7,9 @@ mod capability;
 pub mod error;
 mod health;
 mod history;
+pub mod idp;
 pub mod negotiate;
+pub mod pages;
 pub mod reindex;
 mod respond;
 mod rest;
@@ -39,11 +41,12 @@ pub struct Config {
     pub base_url: Option<String>,
     /// Largest request body accepted; large enough for big transaction Bundles.
     pub max_body_bytes: usize,
+    pub identity: idp::IdentityConfig,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { base_url: None, max_body_bytes: DEFAULT_MAX_BODY_BYTES }
+        Config { base_url: None, max_body_bytes: DEFAULT_MAX_BODY_BYTES, identity: idp::IdentityConfig::default() }
     }
 }
 
@@ -61,6 +64,8 @@ pub struct AppState {
     registry: Arc<std::sync::RwLock<Arc<Registry>>>,
     /// The background re-indexing job.
     pub reindex: Arc<reindex::Job>,
+    /// Sign-in, sessions and second factors.
+    pub idp: Arc<idp::Idp>,
 }
 
 impl AppState {
@@ -72,6 +77,7 @@ impl AppState {
         let started = respond::instant(chrono::Utc::now());
         AppState {
             store,
+            idp: Arc::new(idp::Idp::new(config.identity.clone())),
             config: Arc::new(config),
             started: started.into(),
             registry: Arc::new(std::sync::RwLock::new(registry)),
@@ -149,6 +155,7 @@ pub fn router(state: AppState) -> Router {
         .route("/fhir/", post(rest::base_post).get(search::system_get))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
+        .merge(pages::router(&state))
         .fallback(not_found)
         .layer(DefaultBodyLimit::disable())
         .layer(request_id)
@@ -173,7 +180,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (begun, shutdown_begun) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
+    let server = axum::serve(listener, router(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(async move {
         shutdown.await;
         let _ = begun.send(());
     });
