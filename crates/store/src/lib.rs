@@ -227,17 +227,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Adds a session (as given: the caller sets its times). [`StoreError::Exists`] when its
     /// id or token digest is taken.
-    async fn create_session(&self, tenant: &str, session: &Session) -> Result<()> {
-        let _ = (tenant, session);
-        Err(unimplemented_here())
-    }
+    async fn create_session(&self, tenant: &str, session: &Session) -> Result<()>;
 
     /// The session whose token has this digest, if it exists and was not revoked (expiry is
     /// the caller's to judge).
-    async fn session_by_token(&self, tenant: &str, token_hash: &str) -> Result<Option<Session>> {
-        let _ = (tenant, token_hash);
-        Err(unimplemented_here())
-    }
+    async fn session_by_token(&self, tenant: &str, token_hash: &str) -> Result<Option<Session>>;
 
     /// Records activity on a session and, when given, moves it to `stage`. `false` when the
     /// session is gone (revoked meanwhile).
@@ -247,58 +241,34 @@ pub trait Store: Send + Sync + 'static {
         id: &str,
         last_seen: DateTime<Utc>,
         stage: Option<SessionStage>,
-    ) -> Result<bool> {
-        let _ = (tenant, id, last_seen, stage);
-        Err(unimplemented_here())
-    }
+    ) -> Result<bool>;
 
     /// Ends one session of an account; `false` when it was not that account's or is gone.
-    async fn revoke_session(&self, tenant: &str, account_id: &str, id: &str) -> Result<bool> {
-        let _ = (tenant, account_id, id);
-        Err(unimplemented_here())
-    }
+    async fn revoke_session(&self, tenant: &str, account_id: &str, id: &str) -> Result<bool>;
 
     /// Ends every session of an account but `except` (the one changing the password); answers
     /// how many ended.
-    async fn revoke_sessions(&self, tenant: &str, account_id: &str, except: Option<&str>) -> Result<u64> {
-        let _ = (tenant, account_id, except);
-        Err(unimplemented_here())
-    }
+    async fn revoke_sessions(&self, tenant: &str, account_id: &str, except: Option<&str>) -> Result<u64>;
 
     /// The account's sessions that were not revoked and whose absolute expiry is after `now`,
     /// newest first.
-    async fn sessions(&self, tenant: &str, account_id: &str, now: DateTime<Utc>) -> Result<Vec<Session>> {
-        let _ = (tenant, account_id, now);
-        Err(unimplemented_here())
-    }
+    async fn sessions(&self, tenant: &str, account_id: &str, now: DateTime<Utc>) -> Result<Vec<Session>>;
 
     /// Deletes sessions that ended (revoked, or absolute expiry before `before`); answers how
     /// many.
-    async fn purge_sessions(&self, before: DateTime<Utc>) -> Result<u64> {
-        let _ = before;
-        Err(unimplemented_here())
-    }
+    async fn purge_sessions(&self, before: DateTime<Utc>) -> Result<u64>;
 
     /// The account's second factor, confirmed or not.
-    async fn second_factor(&self, tenant: &str, account_id: &str) -> Result<Option<SecondFactor>> {
-        let _ = (tenant, account_id);
-        Err(unimplemented_here())
-    }
+    async fn second_factor(&self, tenant: &str, account_id: &str) -> Result<Option<SecondFactor>>;
 
     /// Writes a second factor. With `version` 0 it replaces whatever the account had
     /// (enrolment starts over); otherwise only if the stored version is still that one
     /// ([`StoreError::VersionConflict`] if not, [`StoreError::NotFound`] if there is none).
-    /// Answers it with its new version.
-    async fn put_second_factor(&self, tenant: &str, factor: &SecondFactor) -> Result<SecondFactor> {
-        let _ = (tenant, factor);
-        Err(unimplemented_here())
-    }
+    /// Answers it with its new version and its `created` (set by the store when it replaces).
+    async fn put_second_factor(&self, tenant: &str, factor: &SecondFactor) -> Result<SecondFactor>;
 
     /// Removes the account's second factor; `false` if it had none.
-    async fn delete_second_factor(&self, tenant: &str, account_id: &str) -> Result<bool> {
-        let _ = (tenant, account_id);
-        Err(unimplemented_here())
-    }
+    async fn delete_second_factor(&self, tenant: &str, account_id: &str) -> Result<bool>;
 
     /// Counts one failure under `key` in one atomic step: the count starts again at 1 when the
     /// last failure is older than `window_start`. Answers the count after this failure.
@@ -308,36 +278,18 @@ pub trait Store: Send + Sync + 'static {
         key: &str,
         now: DateTime<Utc>,
         window_start: DateTime<Utc>,
-    ) -> Result<Failures> {
-        let _ = (tenant, key, now, window_start);
-        Err(unimplemented_here())
-    }
+    ) -> Result<Failures>;
 
-    async fn failures(&self, tenant: &str, key: &str) -> Result<Option<Failures>> {
-        let _ = (tenant, key);
-        Err(unimplemented_here())
-    }
+    async fn failures(&self, tenant: &str, key: &str) -> Result<Option<Failures>>;
 
     /// Forgets the failures under `key` (a successful sign-in).
-    async fn clear_failures(&self, tenant: &str, key: &str) -> Result<()> {
-        let _ = (tenant, key);
-        Err(unimplemented_here())
-    }
+    async fn clear_failures(&self, tenant: &str, key: &str) -> Result<()>;
 
-    async fn record_auth_event(&self, tenant: &str, event: &AuthEvent) -> Result<()> {
-        let _ = (tenant, event);
-        Err(unimplemented_here())
-    }
+    /// [`StoreError::Exists`] when the event's id is taken.
+    async fn record_auth_event(&self, tenant: &str, event: &AuthEvent) -> Result<()>;
 
     /// Auth events, newest first, of one account or (with `None`) all, at most `limit`.
-    async fn auth_events(&self, tenant: &str, account_id: Option<&str>, limit: usize) -> Result<Vec<AuthEvent>> {
-        let _ = (tenant, account_id, limit);
-        Err(unimplemented_here())
-    }
-}
-
-fn unimplemented_here() -> StoreError {
-    StoreError::Database("this backend does not keep sessions yet".into())
+    async fn auth_events(&self, tenant: &str, account_id: Option<&str>, limit: usize) -> Result<Vec<AuthEvent>>;
 }
 
 /// An open database transaction, scoped to one tenant.

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use deadpool_postgres::{Config, ManagerConfig, Object, Pool, PoolConfig, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
@@ -20,6 +21,7 @@ use crate::account;
 use crate::common::{self, Migration, Param};
 use crate::keys::Keys;
 use crate::search::{self, Dialect, KeyType, KeyValue, Runner, Sql};
+use crate::session::{self, AuthEvent, Failures, SecondFactor, Session, SessionStage};
 use crate::{
     Account, HistoryQuery, NewVersion, Reindexed, ResourceVersion, Result, SearchPage, SearchQuery, Store, StoreError,
     Stored, Transaction,
@@ -31,6 +33,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 3, name: "live", sql: include_str!("../migrations/postgres/0003_live.sql") },
     Migration { version: 4, name: "covering", sql: include_str!("../migrations/both/0004_covering.sql") },
     Migration { version: 5, name: "accounts", sql: include_str!("../migrations/both/0005_accounts.sql") },
+    Migration { version: 6, name: "sessions", sql: include_str!("../migrations/both/0006_sessions.sql") },
 ];
 
 /// Any fixed number: instances starting together take turns at migrating.
@@ -772,6 +775,126 @@ impl Store for PostgresStore {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.query_accounts(&sql, &[&tenant, &after_email.unwrap_or(""), &limit]).await
     }
+
+    async fn create_session(&self, tenant: &str, s: &Session) -> Result<()> {
+        let (created, last_seen, expires) =
+            (s.created.timestamp_millis(), s.last_seen.timestamp_millis(), s.expires.timestamp_millis());
+        let values: [&(dyn ToSql + Sync); 10] = [
+            &tenant,
+            &s.id,
+            &s.token_hash,
+            &s.account_id,
+            &s.stage.as_str(),
+            &created,
+            &last_seen,
+            &expires,
+            &s.user_agent,
+            &s.address,
+        ];
+        if self.execute(session::INSERT_SESSION, &values).await? == 0 {
+            return Err(StoreError::Exists("a session with this id or token".into()));
+        }
+        Ok(())
+    }
+
+    async fn session_by_token(&self, tenant: &str, token_hash: &str) -> Result<Option<Session>> {
+        Ok(self.rows(session::SESSION_BY_TOKEN, &[&tenant, &token_hash], session::session_from).await?.pop())
+    }
+
+    async fn touch_session(
+        &self,
+        tenant: &str,
+        id: &str,
+        last_seen: DateTime<Utc>,
+        stage: Option<SessionStage>,
+    ) -> Result<bool> {
+        let (last_seen, stage) = (last_seen.timestamp_millis(), stage.map(SessionStage::as_str));
+        Ok(self.execute(session::TOUCH_SESSION, &[&tenant, &id, &last_seen, &stage]).await? > 0)
+    }
+
+    async fn revoke_session(&self, tenant: &str, account_id: &str, id: &str) -> Result<bool> {
+        let now = common::now_millis();
+        Ok(self.execute(session::REVOKE_SESSION, &[&tenant, &account_id, &id, &now]).await? > 0)
+    }
+
+    async fn revoke_sessions(&self, tenant: &str, account_id: &str, except: Option<&str>) -> Result<u64> {
+        let now = common::now_millis();
+        self.execute(session::REVOKE_SESSIONS, &[&tenant, &account_id, &except, &now]).await
+    }
+
+    async fn sessions(&self, tenant: &str, account_id: &str, now: DateTime<Utc>) -> Result<Vec<Session>> {
+        let now = now.timestamp_millis();
+        self.rows(session::SESSIONS_OF, &[&tenant, &account_id, &now], session::session_from).await
+    }
+
+    async fn purge_sessions(&self, before: DateTime<Utc>) -> Result<u64> {
+        self.execute(session::PURGE_SESSIONS, &[&before.timestamp_millis()]).await
+    }
+
+    async fn second_factor(&self, tenant: &str, account_id: &str) -> Result<Option<SecondFactor>> {
+        Ok(self.rows(session::FACTOR_OF, &[&tenant, &account_id], session::factor_from).await?.pop())
+    }
+
+    async fn put_second_factor(&self, tenant: &str, f: &SecondFactor) -> Result<SecondFactor> {
+        let codes = session::codes_to_text(&f.backup_codes);
+        // The last value is the time of the write for a replacement, the version read for an
+        // update.
+        let (sql, last) = match f.version {
+            0 => (session::REPLACE_FACTOR, common::now_millis()),
+            v => (session::UPDATE_FACTOR, v),
+        };
+        let values: [&(dyn ToSql + Sync); 7] =
+            [&tenant, &f.account_id, &f.totp_secret, &f.confirmed, &f.last_step, &codes, &last];
+        let read = |r: &tokio_postgres::Row| Ok((session::Row::int(r, 0)?, session::Row::int(r, 1)?));
+        let Some((version, created)) = self.rows(sql, &values, read).await?.pop() else {
+            let version = |r: &tokio_postgres::Row| session::Row::int(r, 0);
+            let stored = self.rows(session::FACTOR_VERSION, &[&tenant, &f.account_id], version).await?;
+            return Err(session::factor_not_updated(f, stored.first().copied()));
+        };
+        Ok(SecondFactor { version, created: common::from_millis(created), ..f.clone() })
+    }
+
+    async fn delete_second_factor(&self, tenant: &str, account_id: &str) -> Result<bool> {
+        Ok(self.execute(session::DELETE_FACTOR, &[&tenant, &account_id]).await? > 0)
+    }
+
+    async fn count_failure(
+        &self,
+        tenant: &str,
+        key: &str,
+        now: DateTime<Utc>,
+        window_start: DateTime<Utc>,
+    ) -> Result<Failures> {
+        let (now, window_start) = (now.timestamp_millis(), window_start.timestamp_millis());
+        let counted =
+            self.rows(session::COUNT_FAILURE, &[&tenant, &key, &now, &window_start], session::failures_from).await?;
+        counted.into_iter().next().ok_or_else(|| StoreError::Database("counting a failure returned no row".into()))
+    }
+
+    async fn failures(&self, tenant: &str, key: &str) -> Result<Option<Failures>> {
+        Ok(self.rows(session::FAILURES, &[&tenant, &key], session::failures_from).await?.pop())
+    }
+
+    async fn clear_failures(&self, tenant: &str, key: &str) -> Result<()> {
+        self.execute(session::CLEAR_FAILURES, &[&tenant, &key]).await.map(|_| ())
+    }
+
+    async fn record_auth_event(&self, tenant: &str, e: &AuthEvent) -> Result<()> {
+        let (at, detail) = (e.at.timestamp_millis(), e.detail.to_string());
+        let values: [&(dyn ToSql + Sync); 7] = [&tenant, &e.id, &at, &e.kind, &e.account_id, &e.address, &detail];
+        if self.execute(session::INSERT_EVENT, &values).await? == 0 {
+            return Err(StoreError::Exists(format!("auth event {}", e.id)));
+        }
+        Ok(())
+    }
+
+    async fn auth_events(&self, tenant: &str, account_id: Option<&str>, limit: usize) -> Result<Vec<AuthEvent>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        match account_id {
+            Some(account) => self.rows(session::EVENTS_OF, &[&tenant, &account, &limit], session::event_from).await,
+            None => self.rows(session::EVENTS, &[&tenant, &limit], session::event_from).await,
+        }
+    }
 }
 
 fn account_row(row: &tokio_postgres::Row) -> Result<Account> {
@@ -803,7 +926,49 @@ fn account_values<'a>(
     vec![tenant, &a.id, &a.email, &a.email_verified, &a.password_hash, roles, &a.fhir_user, status, now]
 }
 
+impl session::Row for tokio_postgres::Row {
+    fn text(&self, i: usize) -> Result<String> {
+        self.try_get(i).map_err(db_err)
+    }
+
+    fn opt_text(&self, i: usize) -> Result<Option<String>> {
+        self.try_get(i).map_err(db_err)
+    }
+
+    fn int(&self, i: usize) -> Result<i64> {
+        self.try_get(i).map_err(db_err)
+    }
+
+    fn opt_int(&self, i: usize) -> Result<Option<i64>> {
+        self.try_get(i).map_err(db_err)
+    }
+
+    fn flag(&self, i: usize) -> Result<bool> {
+        self.try_get(i).map_err(db_err)
+    }
+}
+
 impl PostgresStore {
+    /// Runs a statement on a pooled connection, outside any transaction; answers the rows
+    /// changed.
+    async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(sql).await.map_err(db_err)?;
+        client.execute(&stmt, params).await.map_err(db_err)
+    }
+
+    /// The rows of a statement on a pooled connection, each read by `read`.
+    async fn rows<T>(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        read: impl Fn(&tokio_postgres::Row) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(sql).await.map_err(db_err)?;
+        client.query(&stmt, params).await.map_err(db_err)?.iter().map(read).collect()
+    }
+
     async fn query_accounts(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Account>> {
         let client = self.client().await?;
         let stmt = client.prepare_cached(sql).await.map_err(db_err)?;

@@ -22,10 +22,12 @@ use crate::account;
 use crate::common::{self, Migration, Param};
 use crate::keys::Keys;
 use crate::search::{self, Dialect, KeyType, KeyValue, Runner, Sql};
+use crate::session::{self, AuthEvent, Failures, SecondFactor, Session, SessionStage};
 use crate::{
     Account, AccountStatus, HistoryQuery, NewVersion, Reindexed, ResourceVersion, Result, SearchPage, SearchQuery,
     Store, StoreError, Stored, Transaction,
 };
+use chrono::{DateTime, Utc};
 
 const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "resources", sql: include_str!("../migrations/sqlite/0001_resources.sql") },
@@ -33,6 +35,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 3, name: "live", sql: include_str!("../migrations/sqlite/0003_live.sql") },
     Migration { version: 4, name: "covering", sql: include_str!("../migrations/both/0004_covering.sql") },
     Migration { version: 5, name: "accounts", sql: include_str!("../migrations/both/0005_accounts.sql") },
+    Migration { version: 6, name: "sessions", sql: include_str!("../migrations/both/0006_sessions.sql") },
 ];
 
 const READERS: usize = 8;
@@ -632,6 +635,211 @@ impl Store for SqliteStore {
         );
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.with_reader(|c| query_accounts(c, &sql, &[&tenant, &after_email.unwrap_or(""), &limit]))
+    }
+
+    async fn create_session(&self, tenant: &str, s: &Session) -> Result<()> {
+        let (created, last_seen, expires) =
+            (s.created.timestamp_millis(), s.last_seen.timestamp_millis(), s.expires.timestamp_millis());
+        let inserted = self
+            .write(|c| {
+                let values = params![
+                    tenant,
+                    s.id,
+                    s.token_hash,
+                    s.account_id,
+                    s.stage.as_str(),
+                    created,
+                    last_seen,
+                    expires,
+                    s.user_agent,
+                    s.address
+                ];
+                execute(c, session::INSERT_SESSION, values)
+            })
+            .await?;
+        if inserted == 0 {
+            return Err(StoreError::Exists("a session with this id or token".into()));
+        }
+        Ok(())
+    }
+
+    async fn session_by_token(&self, tenant: &str, token_hash: &str) -> Result<Option<Session>> {
+        self.with_reader(|c| {
+            Ok(query_with(c, session::SESSION_BY_TOKEN, params![tenant, token_hash], |r| session::session_from(r))?
+                .pop())
+        })
+    }
+
+    async fn touch_session(
+        &self,
+        tenant: &str,
+        id: &str,
+        last_seen: DateTime<Utc>,
+        stage: Option<SessionStage>,
+    ) -> Result<bool> {
+        let (last_seen, stage) = (last_seen.timestamp_millis(), stage.map(SessionStage::as_str));
+        let touched = self.write(|c| execute(c, session::TOUCH_SESSION, params![tenant, id, last_seen, stage])).await?;
+        Ok(touched > 0)
+    }
+
+    async fn revoke_session(&self, tenant: &str, account_id: &str, id: &str) -> Result<bool> {
+        let now = common::now_millis();
+        let revoked = self.write(|c| execute(c, session::REVOKE_SESSION, params![tenant, account_id, id, now])).await?;
+        Ok(revoked > 0)
+    }
+
+    async fn revoke_sessions(&self, tenant: &str, account_id: &str, except: Option<&str>) -> Result<u64> {
+        let now = common::now_millis();
+        let revoked =
+            self.write(|c| execute(c, session::REVOKE_SESSIONS, params![tenant, account_id, except, now])).await?;
+        Ok(revoked as u64)
+    }
+
+    async fn sessions(&self, tenant: &str, account_id: &str, now: DateTime<Utc>) -> Result<Vec<Session>> {
+        let values = params![tenant, account_id, now.timestamp_millis()];
+        blocking(|| self.with_reader(|c| query_with(c, session::SESSIONS_OF, values, |r| session::session_from(r))))
+    }
+
+    async fn purge_sessions(&self, before: DateTime<Utc>) -> Result<u64> {
+        let before = before.timestamp_millis();
+        Ok(self.write(|c| execute(c, session::PURGE_SESSIONS, params![before])).await? as u64)
+    }
+
+    async fn second_factor(&self, tenant: &str, account_id: &str) -> Result<Option<SecondFactor>> {
+        self.with_reader(|c| {
+            Ok(query_with(c, session::FACTOR_OF, params![tenant, account_id], |r| session::factor_from(r))?.pop())
+        })
+    }
+
+    async fn put_second_factor(&self, tenant: &str, f: &SecondFactor) -> Result<SecondFactor> {
+        let codes = session::codes_to_text(&f.backup_codes);
+        // The last value is the time of the write for a replacement, the version read for an
+        // update.
+        let (sql, last) = match f.version {
+            0 => (session::REPLACE_FACTOR, common::now_millis()),
+            v => (session::UPDATE_FACTOR, v),
+        };
+        let (version, created) = self
+            .write(|c| {
+                let values = params![tenant, f.account_id, f.totp_secret, f.confirmed, f.last_step, codes, last];
+                let read = |r: &rusqlite::Row<'_>| Ok((session::Row::int(r, 0)?, session::Row::int(r, 1)?));
+                if let Some(written) = query_with(c, sql, values, read)?.pop() {
+                    return Ok(written);
+                }
+                let stored =
+                    query_with(c, session::FACTOR_VERSION, params![tenant, f.account_id], |r| session::Row::int(r, 0))?;
+                Err(session::factor_not_updated(f, stored.first().copied()))
+            })
+            .await?;
+        Ok(SecondFactor { version, created: common::from_millis(created), ..f.clone() })
+    }
+
+    async fn delete_second_factor(&self, tenant: &str, account_id: &str) -> Result<bool> {
+        Ok(self.write(|c| execute(c, session::DELETE_FACTOR, params![tenant, account_id])).await? > 0)
+    }
+
+    async fn count_failure(
+        &self,
+        tenant: &str,
+        key: &str,
+        now: DateTime<Utc>,
+        window_start: DateTime<Utc>,
+    ) -> Result<Failures> {
+        let (now, window_start) = (now.timestamp_millis(), window_start.timestamp_millis());
+        let counted = self
+            .write(|c| {
+                query_with(c, session::COUNT_FAILURE, params![tenant, key, now, window_start], |r| {
+                    session::failures_from(r)
+                })
+            })
+            .await?;
+        counted.into_iter().next().ok_or_else(|| StoreError::Database("counting a failure returned no row".into()))
+    }
+
+    async fn failures(&self, tenant: &str, key: &str) -> Result<Option<Failures>> {
+        self.with_reader(|c| {
+            Ok(query_with(c, session::FAILURES, params![tenant, key], |r| session::failures_from(r))?.pop())
+        })
+    }
+
+    async fn clear_failures(&self, tenant: &str, key: &str) -> Result<()> {
+        self.write(|c| execute(c, session::CLEAR_FAILURES, params![tenant, key])).await.map(|_| ())
+    }
+
+    async fn record_auth_event(&self, tenant: &str, e: &AuthEvent) -> Result<()> {
+        let (at, detail) = (e.at.timestamp_millis(), e.detail.to_string());
+        let inserted = self
+            .write(|c| {
+                let values = params![tenant, e.id, at, e.kind, e.account_id, e.address, detail];
+                execute(c, session::INSERT_EVENT, values)
+            })
+            .await?;
+        if inserted == 0 {
+            return Err(StoreError::Exists(format!("auth event {}", e.id)));
+        }
+        Ok(())
+    }
+
+    async fn auth_events(&self, tenant: &str, account_id: Option<&str>, limit: usize) -> Result<Vec<AuthEvent>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let read = |r: &rusqlite::Row<'_>| session::event_from(r);
+        blocking(|| {
+            self.with_reader(|c| match account_id {
+                Some(account) => query_with(c, session::EVENTS_OF, params![tenant, account, limit], read),
+                None => query_with(c, session::EVENTS, params![tenant, limit], read),
+            })
+        })
+    }
+}
+
+impl SqliteStore {
+    /// Runs a statement on the writer connection, outside any transaction (it commits alone).
+    async fn write<T>(&self, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = self.writer.clone().lock_owned().await;
+        blocking(|| work(&conn))
+    }
+}
+
+/// Runs a statement of [`session`] (written with `$n`).
+fn execute(conn: &Connection, sql: &str, values: &[&dyn rusqlite::ToSql]) -> Result<usize> {
+    conn.prepare_cached(&numbered(sql)).and_then(|mut s| s.execute(values)).map_err(db_err)
+}
+
+/// The rows of a statement of [`session`] (written with `$n`), each read by `read`.
+fn query_with<T>(
+    conn: &Connection,
+    sql: &str,
+    values: &[&dyn rusqlite::ToSql],
+    read: impl Fn(&rusqlite::Row<'_>) -> Result<T>,
+) -> Result<Vec<T>> {
+    let mut stmt = conn.prepare_cached(&numbered(sql)).map_err(db_err)?;
+    let mut rows = stmt.query(values).map_err(db_err)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(db_err)? {
+        out.push(read(row)?);
+    }
+    Ok(out)
+}
+
+impl session::Row for rusqlite::Row<'_> {
+    fn text(&self, i: usize) -> Result<String> {
+        self.get(i).map_err(db_err)
+    }
+
+    fn opt_text(&self, i: usize) -> Result<Option<String>> {
+        self.get(i).map_err(db_err)
+    }
+
+    fn int(&self, i: usize) -> Result<i64> {
+        self.get(i).map_err(db_err)
+    }
+
+    fn opt_int(&self, i: usize) -> Result<Option<i64>> {
+        self.get(i).map_err(db_err)
+    }
+
+    fn flag(&self, i: usize) -> Result<bool> {
+        self.get(i).map_err(db_err)
     }
 }
 

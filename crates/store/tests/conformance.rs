@@ -2,9 +2,13 @@
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use fhir::search::query::{Filter, Parser, SearchRequest};
 use serde_json::{Value, json};
-use store::{Account, AccountStatus, HistoryQuery, Method, NewVersion, SearchQuery, Store, StoreError};
+use store::{
+    Account, AccountStatus, AuthEvent, Failures, HistoryQuery, Method, NewVersion, SearchQuery, SecondFactor, Session,
+    SessionStage, Store, StoreError,
+};
 
 const T: &str = "tenant-a";
 
@@ -101,6 +105,11 @@ conformance!(
     search_wide_reverse_chains_and_ordered_drivers,
     reindex_and_settings,
     accounts_are_unique_per_tenant_and_versioned,
+    sessions_are_found_touched_revoked_and_purged,
+    second_factors_are_replaced_or_compared_and_set,
+    failures_count_within_a_window,
+    concurrent_failures_all_count,
+    auth_events_list_newest_first,
     tenants_are_isolated,
     concurrent_if_match_loses_nothing,
     concurrent_creates_of_one_id,
@@ -601,4 +610,244 @@ async fn reindex_and_settings(s: Arc<dyn Store>) {
     s.reindex(batch).await.expect("reindex");
     assert_eq!(count(s.clone(), by).await, 0);
     assert!(s.scan(stored[0].rid, 10).await.expect("scan").is_empty());
+}
+
+/// A fixed instant, so stored times compare exactly (the store keeps milliseconds).
+const NOW: i64 = 1_800_000_000_000;
+const HOUR: i64 = 3_600_000;
+
+fn at(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).expect("a time")
+}
+
+/// A session of `account` created `offset` ms after [`NOW`], ending an hour later.
+fn session(id: &str, account: &str, offset: i64) -> Session {
+    Session {
+        id: id.into(),
+        token_hash: format!("digest-{id}"),
+        account_id: account.into(),
+        stage: SessionStage::SecondFactor,
+        created: at(NOW + offset),
+        last_seen: at(NOW + offset),
+        expires: at(NOW + offset + HOUR),
+        user_agent: Some("Mozilla/5.0".into()),
+        address: Some("192.0.2.7".into()),
+    }
+}
+
+fn session_ids(sessions: &[Session]) -> Vec<&str> {
+    sessions.iter().map(|s| s.id.as_str()).collect()
+}
+
+async fn sessions_are_found_touched_revoked_and_purged(s: Arc<dyn Store>) {
+    let s1 = session("s1", "a1", 0);
+    for new in [&s1, &session("s2", "a1", 1_000), &session("s3", "a1", 2_000), &session("o1", "b1", 0)] {
+        s.create_session(T, new).await.expect("create");
+    }
+    assert_eq!(s.session_by_token(T, "digest-s1").await.expect("read"), Some(s1.clone()));
+    assert_eq!(s.session_by_token(T, "digest-none").await.expect("read"), None);
+
+    // An id and a token digest are each one session's.
+    let same_id = Session { token_hash: "digest-fresh".into(), ..s1.clone() };
+    assert!(matches!(s.create_session(T, &same_id).await, Err(StoreError::Exists(_))));
+    let same_token = Session { id: "s9".into(), ..s1.clone() };
+    assert!(matches!(s.create_session(T, &same_token).await, Err(StoreError::Exists(_))));
+    assert_eq!(s.session_by_token(T, "digest-fresh").await.expect("read"), None);
+
+    // Tenants are separate: the same id and digest may be another tenant's session.
+    s.create_session("tenant-b", &session("s1", "a1", 0)).await.expect("another tenant");
+    s.create_session("tenant-b", &session("b-only", "a1", 0)).await.expect("another tenant");
+    assert_eq!(s.session_by_token(T, "digest-b-only").await.expect("read"), None);
+
+    // Touching records activity and moves the stage; without a stage it keeps the one it has.
+    assert!(s.touch_session(T, "s1", at(NOW + 5_000), Some(SessionStage::Active)).await.expect("touch"));
+    let touched = s.session_by_token(T, "digest-s1").await.expect("read").expect("exists");
+    assert_eq!(
+        (touched.stage, touched.last_seen, touched.created),
+        (SessionStage::Active, at(NOW + 5_000), s1.created)
+    );
+    assert!(s.touch_session(T, "s1", at(NOW + 6_000), None).await.expect("touch"));
+    let touched = s.session_by_token(T, "digest-s1").await.expect("read").expect("exists");
+    assert_eq!((touched.stage, touched.last_seen), (SessionStage::Active, at(NOW + 6_000)));
+    assert!(!s.touch_session(T, "nope", at(NOW), None).await.expect("touch"));
+    let other = s.session_by_token("tenant-b", "digest-s1").await.expect("read").expect("exists");
+    assert_eq!(other.stage, SessionStage::SecondFactor, "a touch stays in its tenant");
+
+    // One session ends only at its own account's request, and once.
+    assert!(!s.revoke_session(T, "b1", "s1").await.expect("revoke"));
+    assert!(s.session_by_token(T, "digest-s1").await.expect("read").is_some());
+    assert!(s.revoke_session(T, "a1", "s1").await.expect("revoke"));
+    assert_eq!(s.session_by_token(T, "digest-s1").await.expect("read"), None);
+    assert!(!s.revoke_session(T, "a1", "s1").await.expect("revoke"), "already ended");
+    assert!(!s.touch_session(T, "s1", at(NOW + 7_000), None).await.expect("touch"), "a revoked session is gone");
+    assert!(s.session_by_token("tenant-b", "digest-s1").await.expect("read").is_some());
+
+    // Listed newest first, without the revoked; then all but one end.
+    assert_eq!(session_ids(&s.sessions(T, "a1", at(NOW)).await.expect("list")), ["s3", "s2"]);
+    assert_eq!(s.revoke_sessions(T, "a1", Some("s3")).await.expect("revoke"), 1);
+    assert_eq!(session_ids(&s.sessions(T, "a1", at(NOW)).await.expect("list")), ["s3"]);
+    assert_eq!(session_ids(&s.sessions(T, "b1", at(NOW)).await.expect("list")), ["o1"], "another account's stay");
+    assert_eq!(s.revoke_sessions(T, "b1", None).await.expect("revoke"), 1);
+    assert!(s.sessions(T, "b1", at(NOW)).await.expect("list").is_empty());
+    assert_eq!(s.revoke_sessions(T, "b1", None).await.expect("revoke"), 0);
+
+    // The expired are not listed (s3 ends at NOW + 2 s + 1 h).
+    assert_eq!(session_ids(&s.sessions(T, "a1", at(NOW + 2_000 + HOUR - 1)).await.expect("list")), ["s3"]);
+    assert!(s.sessions(T, "a1", at(NOW + 2_000 + HOUR)).await.expect("list").is_empty());
+
+    // The purge removes the revoked (s1, s2, o1) and, in every tenant, what expired before
+    // the instant (tenant-b's two, ending at NOW + 1 h); s3 stays.
+    assert_eq!(s.purge_sessions(at(NOW + HOUR + 500)).await.expect("purge"), 5);
+    assert_eq!(session_ids(&s.sessions(T, "a1", at(NOW)).await.expect("list")), ["s3"]);
+    assert!(s.sessions("tenant-b", "a1", at(NOW)).await.expect("list").is_empty());
+    assert_eq!(s.purge_sessions(at(NOW + HOUR + 500)).await.expect("purge"), 0);
+    // A purged id is free again.
+    s.create_session(T, &s1).await.expect("the id of a purged session");
+}
+
+fn factor(account: &str, secret: &str) -> SecondFactor {
+    SecondFactor {
+        account_id: account.into(),
+        totp_secret: secret.into(),
+        confirmed: false,
+        last_step: None,
+        backup_codes: vec![("code-1".into(), false), ("code \"2\"".into(), true)],
+        version: 0,
+        created: DateTime::default(),
+    }
+}
+
+async fn second_factors_are_replaced_or_compared_and_set(s: Arc<dyn Store>) {
+    assert_eq!(s.second_factor(T, "a1").await.expect("read"), None);
+    let first = s.put_second_factor(T, &factor("a1", "SECRETONE")).await.expect("enrol");
+    assert_eq!(first.version, 1);
+    assert!(first.created > DateTime::<Utc>::default(), "the store sets the time of a replacement");
+    assert_eq!(s.second_factor(T, "a1").await.expect("read"), Some(first.clone()));
+    assert_eq!(s.second_factor("tenant-b", "a1").await.expect("read"), None);
+
+    // An update names the version it read.
+    let mut used = first.clone();
+    used.confirmed = true;
+    used.last_step = Some(60_000_123);
+    used.backup_codes[0].1 = true;
+    let second = s.put_second_factor(T, &used).await.expect("update");
+    assert_eq!((second.version, second.created), (2, first.created));
+    let stored = s.second_factor(T, "a1").await.expect("read").expect("exists");
+    assert_eq!(stored, second);
+    assert!(stored.confirmed);
+    assert_eq!(stored.last_step, Some(60_000_123));
+    assert_eq!(stored.backup_codes, [("code-1".to_owned(), true), ("code \"2\"".to_owned(), true)]);
+
+    // The loser of two updates from one read gets a conflict and changes nothing.
+    let mut stale = first.clone();
+    stale.last_step = Some(1);
+    match s.put_second_factor(T, &stale).await {
+        Err(StoreError::VersionConflict { resource_type, id, expected: 1, actual: 2 }) => {
+            assert_eq!((resource_type.as_str(), id.as_str()), ("second_factor", "a1"));
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert_eq!(s.second_factor(T, "a1").await.expect("read"), Some(second.clone()));
+    let nobody = SecondFactor { version: 3, ..factor("nobody", "X") };
+    assert!(matches!(s.put_second_factor(T, &nobody).await, Err(StoreError::NotFound(_))));
+    assert_eq!(s.second_factor(T, "nobody").await.expect("read"), None);
+
+    // Version 0 starts enrolment over, whatever was there.
+    let again = s.put_second_factor(T, &factor("a1", "SECRETTWO")).await.expect("re-enrol");
+    assert_eq!(again.version, 1);
+    let stored = s.second_factor(T, "a1").await.expect("read").expect("exists");
+    assert_eq!((stored.totp_secret.as_str(), stored.confirmed, stored.last_step), ("SECRETTWO", false, None));
+    assert_eq!(stored, again);
+    assert!(matches!(s.put_second_factor(T, &second).await, Err(StoreError::VersionConflict { actual: 1, .. })));
+
+    assert!(!s.delete_second_factor("tenant-b", "a1").await.expect("delete"), "another tenant has none");
+    assert!(s.delete_second_factor(T, "a1").await.expect("delete"));
+    assert_eq!(s.second_factor(T, "a1").await.expect("read"), None);
+    assert!(!s.delete_second_factor(T, "a1").await.expect("delete"));
+    assert!(matches!(s.put_second_factor(T, &again).await, Err(StoreError::NotFound(_))));
+}
+
+async fn failures_count_within_a_window(s: Arc<dyn Store>) {
+    assert_eq!(s.failures(T, "k").await.expect("read"), None);
+    let window = 60_000;
+    let count = |key: &'static str, tenant: &'static str, now: i64| {
+        let s = s.clone();
+        async move { s.count_failure(tenant, key, at(now), at(now - window)).await.expect("count") }
+    };
+    assert_eq!(count("k", T, NOW).await, Failures { count: 1, last: at(NOW) });
+    assert_eq!(count("k", T, NOW + 1_000).await, Failures { count: 2, last: at(NOW + 1_000) });
+    assert_eq!(count("k", T, NOW + 2_000).await.count, 3);
+    assert_eq!(s.failures(T, "k").await.expect("read"), Some(Failures { count: 3, last: at(NOW + 2_000) }));
+    // Other keys and tenants count apart.
+    assert_eq!(count("k2", T, NOW).await.count, 1);
+    assert_eq!(count("k", "tenant-b", NOW).await.count, 1);
+
+    // A failure after a quiet window starts the count again.
+    assert_eq!(
+        count("k", T, NOW + 2_000 + window + 1).await,
+        Failures { count: 1, last: at(NOW + 2_000 + window + 1) }
+    );
+    assert_eq!(count("k", T, NOW + 2_000 + window + 2).await.count, 2);
+
+    s.clear_failures(T, "k").await.expect("clear");
+    assert_eq!(s.failures(T, "k").await.expect("read"), None);
+    assert_eq!(s.failures(T, "k2").await.expect("read").map(|f| f.count), Some(1));
+    assert_eq!(s.failures("tenant-b", "k").await.expect("read").map(|f| f.count), Some(1));
+    assert_eq!(count("k", T, NOW + 3 * window).await.count, 1, "a cleared key starts at 1");
+}
+
+/// Failures counted at once all count: each sees a different count and the last is 20.
+async fn concurrent_failures_all_count(s: Arc<dyn Store>) {
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move { s.count_failure(T, "burst", at(NOW), at(NOW - 60_000)).await })
+        })
+        .collect();
+    let mut seen = Vec::new();
+    for task in tasks {
+        seen.push(task.await.expect("task").expect("count").count);
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, (1..=20).collect::<Vec<i64>>());
+    assert_eq!(s.failures(T, "burst").await.expect("read"), Some(Failures { count: 20, last: at(NOW) }));
+}
+
+fn event(id: &str, offset: i64, kind: &str, account: Option<&str>) -> AuthEvent {
+    AuthEvent {
+        id: id.into(),
+        at: at(NOW + offset),
+        kind: kind.into(),
+        account_id: account.map(Into::into),
+        address: Some("198.51.100.4".into()),
+        detail: json!({"method": "password", "n": offset}),
+    }
+}
+
+async fn auth_events_list_newest_first(s: Arc<dyn Store>) {
+    let events = [
+        event("e1", 0, "login.success", Some("a1")),
+        event("e2", 1_000, "login.failure", None),
+        event("e3", 2_000, "logout", Some("a1")),
+        // At the same instant as e2: the id breaks the tie.
+        event("e4", 1_000, "mfa.enabled", Some("a1")),
+        event("e5", 3_000, "login.success", Some("b1")),
+    ];
+    for e in &events {
+        s.record_auth_event(T, e).await.expect("record");
+    }
+    s.record_auth_event("tenant-b", &event("x1", 9_000, "logout", Some("a1"))).await.expect("record");
+    assert!(matches!(s.record_auth_event(T, &events[0]).await, Err(StoreError::Exists(_))));
+
+    let ids = |list: Vec<AuthEvent>| list.into_iter().map(|e| e.id).collect::<Vec<_>>();
+    let all = s.auth_events(T, None, 10).await.expect("list");
+    assert_eq!(all[2], events[3], "every field comes back");
+    assert_eq!(all[3].account_id, None);
+    assert_eq!(ids(all), ["e5", "e3", "e4", "e2", "e1"]);
+    assert_eq!(ids(s.auth_events(T, Some("a1"), 10).await.expect("list")), ["e3", "e4", "e1"]);
+    assert_eq!(ids(s.auth_events(T, None, 2).await.expect("list")), ["e5", "e3"]);
+    assert_eq!(ids(s.auth_events(T, Some("a1"), 1).await.expect("list")), ["e3"]);
+    assert!(s.auth_events(T, Some("nobody"), 10).await.expect("list").is_empty());
+    assert!(s.auth_events(T, None, 0).await.expect("list").is_empty());
+    assert_eq!(ids(s.auth_events("tenant-b", None, 10).await.expect("list")), ["x1"]);
 }
