@@ -101,7 +101,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         Ok(())
     })?;
     println!(
-        "key generation: median {:.2} ms P-256, {:.1} ms RSA 2048; a new ring with both, written and reloaded: {:.1} ms ({keygen_runs} runs)",
+        "key generation: median {:.3} ms P-256, {:.1} ms RSA 2048; a new ring with both, written and reloaded: {:.1} ms ({keygen_runs} runs)",
         es / 1e3,
         rs / 1e3,
         ring_ms / 1e3

@@ -8,6 +8,7 @@
 //! `x5c`) are ignored: a key is only ever taken from the verifier's own key set.
 
 use base64ct::{Base64UrlUnpadded, Encoding};
+use jsonwebtoken::crypto::aws_lc;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -147,12 +148,15 @@ pub(crate) fn parse<'a>(token: &'a str, accepted: &[Alg]) -> Result<Jws<'a>, Tok
 
 impl Jws<'_> {
     /// Checks the signature with `key`, which the caller chose for `self.alg`.
+    ///
+    /// The aws-lc provider is named rather than taken from jsonwebtoken's process default, which
+    /// another crate could replace, or turn into a panic by enabling jsonwebtoken's RustCrypto
+    /// feature next to this one.
     pub(crate) fn verify_signature(&self, key: &DecodingKey) -> Result<(), TokenRejection> {
-        match jsonwebtoken::crypto::verify(self.signature, self.signing_input.as_bytes(), key, self.alg.jsonwebtoken())
-        {
-            Ok(true) => Ok(()),
-            Ok(false) | Err(_) => Err(TokenRejection::BadSignature),
-        }
+        let signature = Base64UrlUnpadded::decode_vec(self.signature).map_err(|_| TokenRejection::BadSignature)?;
+        let verifier = (aws_lc::DEFAULT_PROVIDER.verifier_factory)(&self.alg.jsonwebtoken(), key)
+            .map_err(|_| TokenRejection::BadSignature)?;
+        verifier.verify(self.signing_input.as_bytes(), &signature).map_err(|_| TokenRejection::BadSignature)
     }
 
     /// The registered claims, for the checks; call only after the signature is verified.
