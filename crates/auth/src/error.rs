@@ -130,8 +130,8 @@ impl PolicyViolation {
 /// Why a JWT is refused, one variant per check so logs and tests can tell them apart.
 ///
 /// `Display` goes into `WWW-Authenticate: Bearer error_description="..."`, so it keeps to RFC
-/// 6750's characters (printable ASCII without `"` or a backslash) and never repeats what the token said:
-/// values taken from a token (kid, alg, typ) live in the fields, for logs only.
+/// 6750's characters (printable ASCII without `"` or a backslash) and never repeats what the
+/// token said: values taken from a token (kid, alg, typ) live in the fields, for logs only.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenRejection {
     #[error("the token is not a compact JWS: {0}")]
