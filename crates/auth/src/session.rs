@@ -104,7 +104,8 @@ pub struct LockoutPolicy {
 
 impl LockoutPolicy {
     /// Per email: five tries, then one minute, doubling to an hour.
-    pub const PER_EMAIL: Self = LockoutPolicy { threshold: 5, base_seconds: 60, max_seconds: 3600, window_seconds: 3600 };
+    pub const PER_EMAIL: Self =
+        LockoutPolicy { threshold: 5, base_seconds: 60, max_seconds: 3600, window_seconds: 3600 };
     /// Per source address: more room, since a clinic's staff may share one address.
     pub const PER_ADDRESS: Self =
         LockoutPolicy { threshold: 30, base_seconds: 60, max_seconds: 3600, window_seconds: 3600 };

@@ -46,7 +46,10 @@ pub struct Caller {
 /// The answer to a password sign-in. Wrong email and wrong password are one answer, and an
 /// unknown email locks the same way a known one does.
 pub enum SignIn {
-    Started { token: CookieSecret, stage: SessionStage },
+    Started {
+        token: CookieSecret,
+        stage: SessionStage,
+    },
     Refused,
     /// Until this Unix second.
     Locked(i64),
@@ -143,7 +146,8 @@ impl Idp {
         let email = email.trim().to_lowercase();
         let email_key = session::email_key(&email);
         let address_key = caller.address.map(session::address_key);
-        for (key, policy) in [(Some(&email_key), LockoutPolicy::PER_EMAIL), (address_key.as_ref(), LockoutPolicy::PER_ADDRESS)]
+        for (key, policy) in
+            [(Some(&email_key), LockoutPolicy::PER_EMAIL), (address_key.as_ref(), LockoutPolicy::PER_ADDRESS)]
         {
             let Some(key) = key else { continue };
             if let Some(until) = locked(store, tenant, key, &policy, now).await? {
@@ -172,13 +176,15 @@ impl Idp {
             self.event(store, tenant, "login.failure", account_id.as_deref(), caller, json!({"reason": "credentials"}))
                 .await?;
             if let Some(until) = until {
-                self.event(store, tenant, "login.locked", account_id.as_deref(), caller, json!({"until": until})).await?;
+                self.event(store, tenant, "login.locked", account_id.as_deref(), caller, json!({"until": until}))
+                    .await?;
                 return Ok(SignIn::Locked(until));
             }
             return Ok(SignIn::Refused);
         };
         if account.status != AccountStatus::Active {
-            self.event(store, tenant, "login.failure", Some(&account.id), caller, json!({"reason": "disabled"})).await?;
+            self.event(store, tenant, "login.failure", Some(&account.id), caller, json!({"reason": "disabled"}))
+                .await?;
             return Ok(SignIn::Disabled);
         }
         store.clear_failures(tenant, &email_key).await?;
@@ -206,7 +212,13 @@ impl Idp {
 
     /// A stored hash with parameters below today's is replaced while the password is at hand.
     /// Losing a race with another update is harmless: the next sign-in tries again.
-    async fn rehash_if_needed(&self, store: &dyn Store, tenant: &str, account: &Account, password_text: &str) -> ApiResult<()> {
+    async fn rehash_if_needed(
+        &self,
+        store: &dyn Store,
+        tenant: &str,
+        account: &Account,
+        password_text: &str,
+    ) -> ApiResult<()> {
         let Some(phc) = &account.password_hash else { return Ok(()) };
         if !password::needs_rehash(phc, &Argon2Params::DEFAULT) {
             return Ok(());
@@ -271,7 +283,14 @@ impl Idp {
 
     /// Checks a TOTP or backup code for a session that owes its second factor. Wrong codes are
     /// counted per account; when they lock, the session ends.
-    pub async fn second_factor(&self, store: &dyn Store, tenant: &str, signed: &Signed, code: &str, caller: &Caller) -> ApiResult<Check> {
+    pub async fn second_factor(
+        &self,
+        store: &dyn Store,
+        tenant: &str,
+        signed: &Signed,
+        code: &str,
+        caller: &Caller,
+    ) -> ApiResult<Check> {
         let now = Utc::now();
         let key = session::second_factor_key(&signed.account.id);
         let policy = LockoutPolicy::PER_EMAIL;
@@ -285,11 +304,19 @@ impl Idp {
             _ => true,
         };
         if !accepted {
-            self.event(store, tenant, "login.failure", Some(&signed.account.id), caller, json!({"reason": "second_factor"}))
-                .await?;
+            self.event(
+                store,
+                tenant,
+                "login.failure",
+                Some(&signed.account.id),
+                caller,
+                json!({"reason": "second_factor"}),
+            )
+            .await?;
             if let Some(until) = count_failure(store, tenant, &key, &policy, now).await? {
                 store.revoke_session(tenant, &signed.account.id, &signed.session.id).await?;
-                self.event(store, tenant, "login.locked", Some(&signed.account.id), caller, json!({"until": until})).await?;
+                self.event(store, tenant, "login.locked", Some(&signed.account.id), caller, json!({"until": until}))
+                    .await?;
                 return Ok(Check::Locked(until));
             }
             return Ok(Check::Refused);
@@ -313,10 +340,18 @@ impl Idp {
 
     /// Accepts a TOTP code (6 digits) or a backup code, and stores what it used up. Two
     /// requests with one code race on the factor's version: only one of them gets in.
-    async fn use_code(&self, store: &dyn Store, tenant: &str, mut factor: SecondFactor, code: &str, now: DateTime<Utc>) -> ApiResult<bool> {
+    async fn use_code(
+        &self,
+        store: &dyn Store,
+        tenant: &str,
+        mut factor: SecondFactor,
+        code: &str,
+        now: DateTime<Utc>,
+    ) -> ApiResult<bool> {
         let digits: String = code.chars().filter(|c| !c.is_whitespace()).collect();
         if digits.len() == usize::from(totp::DIGITS) && digits.bytes().all(|b| b.is_ascii_digit()) {
-            let secret = totp::TotpSecret::from_base32(&factor.totp_secret).map_err(|e| ApiError::Internal(e.to_string()))?;
+            let secret =
+                totp::TotpSecret::from_base32(&factor.totp_secret).map_err(|e| ApiError::Internal(e.to_string()))?;
             let last = factor.last_step.and_then(|s| u64::try_from(s).ok());
             let unix = u64::try_from(now.timestamp()).unwrap_or(0);
             let Some(step) = secret.verify(&digits, unix, last).map_err(|e| ApiError::Internal(e.to_string()))? else {
@@ -348,11 +383,25 @@ impl Idp {
     }
 
     /// Ends another of the account's own sessions.
-    pub async fn revoke(&self, store: &dyn Store, tenant: &str, signed: &Signed, session_id: &str, caller: &Caller) -> ApiResult<bool> {
+    pub async fn revoke(
+        &self,
+        store: &dyn Store,
+        tenant: &str,
+        signed: &Signed,
+        session_id: &str,
+        caller: &Caller,
+    ) -> ApiResult<bool> {
         let revoked = store.revoke_session(tenant, &signed.account.id, session_id).await?;
         if revoked {
-            self.event(store, tenant, "session.revoked", Some(&signed.account.id), caller, json!({"session": session_id}))
-                .await?;
+            self.event(
+                store,
+                tenant,
+                "session.revoked",
+                Some(&signed.account.id),
+                caller,
+                json!({"session": session_id}),
+            )
+            .await?;
         }
         Ok(revoked)
     }
@@ -389,11 +438,19 @@ impl Idp {
             }
             Some(Some(hash)) => hash,
         };
-        let account = store.account(tenant, &signed.account.id).await?.ok_or_else(|| ApiError::NotFound("the account".into()))?;
+        let account =
+            store.account(tenant, &signed.account.id).await?.ok_or_else(|| ApiError::NotFound("the account".into()))?;
         store.update_account(tenant, &Account { password_hash: Some(new_hash), ..account }).await?;
         let ended = store.revoke_sessions(tenant, &signed.account.id, Some(&signed.session.id)).await?;
-        self.event(store, tenant, "password.changed", Some(&signed.account.id), caller, json!({"sessions_ended": ended}))
-            .await?;
+        self.event(
+            store,
+            tenant,
+            "password.changed",
+            Some(&signed.account.id),
+            caller,
+            json!({"sessions_ended": ended}),
+        )
+        .await?;
         Ok(PasswordChange::Changed)
     }
 
@@ -428,7 +485,8 @@ impl Idp {
         let Some(mut factor) = store.second_factor(tenant, &signed.account.id).await?.filter(|f| !f.confirmed) else {
             return Ok(None);
         };
-        let secret = totp::TotpSecret::from_base32(&factor.totp_secret).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let secret =
+            totp::TotpSecret::from_base32(&factor.totp_secret).map_err(|e| ApiError::Internal(e.to_string()))?;
         let unix = u64::try_from(Utc::now().timestamp()).unwrap_or(0);
         let Some(step) = secret.verify(code, unix, None).map_err(|e| ApiError::Internal(e.to_string()))? else {
             return Ok(None);
@@ -494,8 +552,17 @@ impl Idp {
 }
 
 /// Until when the failures under `key` lock it, if they do now.
-async fn locked(store: &dyn Store, tenant: &str, key: &str, policy: &LockoutPolicy, now: DateTime<Utc>) -> ApiResult<Option<i64>> {
-    Ok(store.failures(tenant, key).await?.and_then(|f| policy.locked_until(f.count, f.last.timestamp(), now.timestamp())))
+async fn locked(
+    store: &dyn Store,
+    tenant: &str,
+    key: &str,
+    policy: &LockoutPolicy,
+    now: DateTime<Utc>,
+) -> ApiResult<Option<i64>> {
+    Ok(store
+        .failures(tenant, key)
+        .await?
+        .and_then(|f| policy.locked_until(f.count, f.last.timestamp(), now.timestamp())))
 }
 
 /// Counts a failure under `key`; answers until when it now locks the key, if it does.

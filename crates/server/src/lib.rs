@@ -182,9 +182,9 @@ pub async fn serve(
     let (begun, shutdown_begun) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(listener, router(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = begun.send(());
-    });
+            shutdown.await;
+            let _ = begun.send(());
+        });
     let deadline = async {
         if shutdown_begun.await.is_ok() {
             tokio::time::sleep(SHUTDOWN_GRACE).await;

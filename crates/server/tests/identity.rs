@@ -132,11 +132,16 @@ async fn sign_in_pages_sessions_and_sign_out() {
 
         let login = b.get("/auth/login").await;
         assert_eq!(login.status, StatusCode::OK);
-        for attr in ["autocomplete=\"username\"", "autocomplete=\"current-password\"", "<html lang=\"en\" dir=\"ltr\">"] {
+        for attr in ["autocomplete=\"username\"", "autocomplete=\"current-password\"", "<html lang=\"en\" dir=\"ltr\">"]
+        {
             assert!(login.text.contains(attr), "{attr}");
         }
         let csrf_cookie = b.set_cookies.iter().find(|c| c.starts_with("iaso_csrf=")).expect("a CSRF cookie").clone();
-        assert!(csrf_cookie.contains("HttpOnly") && csrf_cookie.contains("Secure") && csrf_cookie.contains("SameSite=Strict"));
+        assert!(
+            csrf_cookie.contains("HttpOnly")
+                && csrf_cookie.contains("Secure")
+                && csrf_cookie.contains("SameSite=Strict")
+        );
 
         // A wrong password and an unknown email get the same answer.
         let wrong = b.sign_in("ann@example.org", "not the password at all").await;
@@ -151,26 +156,29 @@ async fn sign_in_pages_sessions_and_sign_out() {
         assert_eq!(forged.status, StatusCode::FORBIDDEN);
         let csrf = b.get("/auth/login").await.csrf();
         let cross = b
-            .send(form_body(b.client.post(format!("{}/auth/login", b.root)).header("sec-fetch-site", "cross-site"), &[
-                ("csrf", csrf.as_str()),
-                ("email", "ann@example.org"),
-                ("password", PASSWORD),
-            ]))
+            .send(form_body(
+                b.client.post(format!("{}/auth/login", b.root)).header("sec-fetch-site", "cross-site"),
+                &[("csrf", csrf.as_str()), ("email", "ann@example.org"), ("password", PASSWORD)],
+            ))
             .await;
         assert_eq!(cross.status, StatusCode::FORBIDDEN);
         assert!(!b.cookies.contains_key("iaso_session"));
 
         // The email is compared without regard to case; another site is never a return path.
         let ok = b
-            .submit("/auth/login", "/auth/login", &[
-                ("email", " Ann@Example.org "),
-                ("password", PASSWORD),
-                ("return_to", "//evil.example/x"),
-            ])
+            .submit(
+                "/auth/login",
+                "/auth/login",
+                &[("email", " Ann@Example.org "), ("password", PASSWORD), ("return_to", "//evil.example/x")],
+            )
             .await;
         ok.goes_to("/account");
         let session_cookie = b.set_cookies.iter().find(|c| c.starts_with("iaso_session=")).expect("session cookie");
-        assert!(session_cookie.contains("HttpOnly") && session_cookie.contains("Secure") && session_cookie.contains("SameSite=Lax"));
+        assert!(
+            session_cookie.contains("HttpOnly")
+                && session_cookie.contains("Secure")
+                && session_cookie.contains("SameSite=Lax")
+        );
         let token = b.cookies["iaso_session"].clone();
 
         let page = b.get("/account").await;
@@ -180,7 +188,9 @@ async fn sign_in_pages_sessions_and_sign_out() {
         assert!(page.text.contains("login.success"));
         let headers_page = b.client.get(format!("{}/account", b.root)).send().await.expect("get");
         assert_eq!(headers_page.headers()["cache-control"], "no-store");
-        assert!(headers_page.headers()["content-security-policy"].to_str().expect("csp").contains("frame-ancestors 'none'"));
+        assert!(
+            headers_page.headers()["content-security-policy"].to_str().expect("csp").contains("frame-ancestors 'none'")
+        );
 
         // The store keeps a digest, never the token.
         let digest = auth::session::CookieSecret::parse(&token).expect("token shape").digest();
@@ -264,12 +274,8 @@ async fn two_step_verification_enrols_and_is_enforced() {
         assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
         let codes_page = b.submit("/account/mfa", "/account/mfa", &[("code", &code(&secret, 0))]).await;
         assert_eq!(codes_page.status, StatusCode::OK, "{}", codes_page.text);
-        let codes: Vec<String> = codes_page
-            .text
-            .split("<li><code>")
-            .skip(1)
-            .map(|s| s[..s.find('<').expect("end")].to_owned())
-            .collect();
+        let codes: Vec<String> =
+            codes_page.text.split("<li><code>").skip(1).map(|s| s[..s.find('<').expect("end")].to_owned()).collect();
         assert_eq!(codes.len(), 10);
         assert!(b.get("/account").await.text.contains("Backup codes left: 10."));
         b.submit("/account", "/auth/logout", &[]).await;
@@ -279,7 +285,8 @@ async fn two_step_verification_enrols_and_is_enforced() {
         first.goes_to("/auth/login/mfa?return_to=%2Faccount");
         b.get("/account").await.goes_to("/auth/login/mfa");
         let next_step = code(&secret, 30);
-        let bad = b.submit("/auth/login/mfa", "/auth/login/mfa", &[("code", "123 456"), ("return_to", "/account")]).await;
+        let bad =
+            b.submit("/auth/login/mfa", "/auth/login/mfa", &[("code", "123 456"), ("return_to", "/account")]).await;
         assert_eq!(bad.status, StatusCode::UNAUTHORIZED);
         assert!(bad.text.contains("That code is not right"));
         b.submit("/auth/login/mfa", "/auth/login/mfa", &[("code", &next_step), ("return_to", "/account")])
@@ -341,7 +348,9 @@ async fn staff_must_enrol_before_anything_else() {
     }
 
     // With the setting off, staff sign in directly.
-    let server = common::start_with(Backend::Sqlite, IdentityConfig { require_mfa_for_staff: false, ..Default::default() }).await;
+    let server =
+        common::start_with(Backend::Sqlite, IdentityConfig { require_mfa_for_staff: false, ..Default::default() })
+            .await;
     account(&server, "fay", "fay@example.org", "nurse").await;
     Browser::new(&server).sign_in("fay@example.org", PASSWORD).await.goes_to("/account");
 }
@@ -359,7 +368,8 @@ async fn a_new_password_ends_the_other_sessions() {
         let form = |current: &'static str, new: &'static str, confirm: &'static str| {
             [("current", current), ("new", new), ("confirm", confirm)]
         };
-        let weak = a.submit("/account/password", "/account/password", &form(PASSWORD, "password1234", "password1234")).await;
+        let weak =
+            a.submit("/account/password", "/account/password", &form(PASSWORD, "password1234", "password1234")).await;
         assert_eq!(weak.status, StatusCode::BAD_REQUEST);
         assert!(weak.text.contains("leaked passwords"));
         let mismatch =

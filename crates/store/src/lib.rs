@@ -262,7 +262,8 @@ pub trait Store: Send + Sync + 'static {
     async fn second_factor(&self, tenant: &str, account_id: &str) -> Result<Option<SecondFactor>>;
 
     /// Writes a second factor. With `version` 0 it replaces whatever the account had
-    /// (enrolment starts over); otherwise only if the stored version is still that one
+    /// (enrolment starts over; the version counts on from the replaced one, so an update based
+    /// on the old factor cannot write it back); otherwise only if the stored version is still that one
     /// ([`StoreError::VersionConflict`] if not, [`StoreError::NotFound`] if there is none).
     /// Answers it with its new version and its `created` (set by the store when it replaces).
     async fn put_second_factor(&self, tenant: &str, factor: &SecondFactor) -> Result<SecondFactor>;

@@ -243,7 +243,8 @@ pub(crate) const REPLACE_FACTOR: &str = concat!(
     factor_columns!(),
     ") VALUES ($1, $2, $3, $4, $5, $6, 1, $7) ON CONFLICT (tenant, account_id) DO UPDATE SET \
      totp_secret = excluded.totp_secret, confirmed = excluded.confirmed, last_step = excluded.last_step, \
-     backup_codes = excluded.backup_codes, version = 1, created = excluded.created RETURNING version, created"
+     backup_codes = excluded.backup_codes, version = second_factors.version + 1, created = excluded.created \
+     RETURNING version, created"
 );
 /// tenant, then the factor columns up to `backup_codes`, and the version read. One statement:
 /// the version test and the write cannot be separated by another update.

@@ -752,13 +752,14 @@ async fn second_factors_are_replaced_or_compared_and_set(s: Arc<dyn Store>) {
     assert!(matches!(s.put_second_factor(T, &nobody).await, Err(StoreError::NotFound(_))));
     assert_eq!(s.second_factor(T, "nobody").await.expect("read"), None);
 
-    // Version 0 starts enrolment over, whatever was there.
+    // Version 0 starts enrolment over, whatever was there; the version counts on, so an
+    // update based on the old factor cannot write it back.
     let again = s.put_second_factor(T, &factor("a1", "SECRETTWO")).await.expect("re-enrol");
-    assert_eq!(again.version, 1);
+    assert_eq!(again.version, 3);
     let stored = s.second_factor(T, "a1").await.expect("read").expect("exists");
     assert_eq!((stored.totp_secret.as_str(), stored.confirmed, stored.last_step), ("SECRETTWO", false, None));
     assert_eq!(stored, again);
-    assert!(matches!(s.put_second_factor(T, &second).await, Err(StoreError::VersionConflict { actual: 1, .. })));
+    assert!(matches!(s.put_second_factor(T, &second).await, Err(StoreError::VersionConflict { actual: 3, .. })));
 
     assert!(!s.delete_second_factor("tenant-b", "a1").await.expect("delete"), "another tenant has none");
     assert!(s.delete_second_factor(T, "a1").await.expect("delete"));

@@ -280,9 +280,12 @@ async fn login_submit(State(state): State<AppState>, client: Client, Form(form):
         return message(&client, StatusCode::FORBIDDEN, client.tr.t("error-csrf"));
     }
     let return_to = return_path(Some(&form.return_to));
-    let answer =
-        state.idp.sign_in(state.store.as_ref(), store::DEFAULT_TENANT, &form.email, &form.password, &client.caller).await?;
-    let refuse = |status, error: String| login_form(&client, status, return_to.clone(), form.email.clone(), Some(error), None);
+    let answer = state
+        .idp
+        .sign_in(state.store.as_ref(), store::DEFAULT_TENANT, &form.email, &form.password, &client.caller)
+        .await?;
+    let refuse =
+        |status, error: String| login_form(&client, status, return_to.clone(), form.email.clone(), Some(error), None);
     match answer {
         SignIn::Refused => refuse(StatusCode::UNAUTHORIZED, client.tr.t("login-refused")),
         SignIn::Locked(until) => {
@@ -299,7 +302,8 @@ async fn login_submit(State(state): State<AppState>, client: Client, Form(form):
             ];
             let to = match stage {
                 SessionStage::SecondFactor => {
-                    let q = form_urlencoded::Serializer::new(String::new()).append_pair("return_to", &return_to).finish();
+                    let q =
+                        form_urlencoded::Serializer::new(String::new()).append_pair("return_to", &return_to).finish();
                     format!("/auth/login/mfa?{q}")
                 }
                 SessionStage::Enrol => "/account/mfa".to_owned(),
@@ -343,10 +347,18 @@ async fn mfa_submit(State(state): State<AppState>, client: Client, Form(form): F
     if signed.session.stage != SessionStage::SecondFactor {
         return Ok(redirect(&return_to, Vec::new()));
     }
-    match state.idp.second_factor(state.store.as_ref(), store::DEFAULT_TENANT, &signed, &form.code, &client.caller).await? {
+    match state
+        .idp
+        .second_factor(state.store.as_ref(), store::DEFAULT_TENANT, &signed, &form.code, &client.caller)
+        .await?
+    {
         Check::Accepted => {
             let to = if state.idp.must_enrol(&signed.account)
-                && state.store.second_factor(store::DEFAULT_TENANT, &signed.account.id).await?.is_none_or(|f| !f.confirmed)
+                && state
+                    .store
+                    .second_factor(store::DEFAULT_TENANT, &signed.account.id)
+                    .await?
+                    .is_none_or(|f| !f.confirmed)
             {
                 "/account/mfa".to_owned()
             } else {
@@ -442,7 +454,10 @@ async fn account_page(State(state): State<AppState>, client: Client, Query(q): Q
         email: signed.account.email.clone(),
         notice,
         mfa_on: factor.is_some(),
-        backup_left: factor.map_or(0, |f| f.backup_codes.iter().filter(|(_, used)| !used).count()).try_into().unwrap_or(0),
+        backup_left: factor
+            .map_or(0, |f| f.backup_codes.iter().filter(|(_, used)| !used).count())
+            .try_into()
+            .unwrap_or(0),
         mfa_required: state.idp.must_enrol(&signed.account),
         sessions: sessions
             .into_iter()
@@ -550,10 +565,17 @@ async fn enrol_page(State(state): State<AppState>, client: Client) -> PageResult
     enrol_form(&state, &client, StatusCode::OK, &signed, None).await
 }
 
-async fn enrol_form(state: &AppState, client: &Client, status: StatusCode, signed: &Signed, error: Option<String>) -> PageResult {
+async fn enrol_form(
+    state: &AppState,
+    client: &Client,
+    status: StatusCode,
+    signed: &Signed,
+    error: Option<String>,
+) -> PageResult {
     let factor = state.idp.begin_enrolment(state.store.as_ref(), store::DEFAULT_TENANT, &signed.account).await?;
     let secret = auth::totp::TotpSecret::from_base32(&factor.totp_secret).map_err(PageError::internal)?;
-    let uri = secret.provisioning_uri(&state.idp.config.issuer_name, &signed.account.email).map_err(PageError::internal)?;
+    let uri =
+        secret.provisioning_uri(&state.idp.config.issuer_name, &signed.account.email).map_err(PageError::internal)?;
     let qr_svg = auth::totp::qr_svg(&uri).map_err(PageError::internal)?;
     let (csrf, set) = client.csrf()?;
     let f = frame(client, &csrf);
@@ -578,12 +600,18 @@ async fn enrol_submit(State(state): State<AppState>, client: Client, Form(form):
         Ok(s) => s,
         Err(elsewhere) => return Ok(elsewhere),
     };
-    match state.idp.confirm_enrolment(state.store.as_ref(), store::DEFAULT_TENANT, &signed, &form.code, &client.caller).await? {
+    match state
+        .idp
+        .confirm_enrolment(state.store.as_ref(), store::DEFAULT_TENANT, &signed, &form.code, &client.caller)
+        .await?
+    {
         Some(codes) => {
             let tpl = CodesPage { t: client.tr, languages: Tr::all(), here: client.here.clone(), codes };
             page(StatusCode::OK, tpl.render(), Vec::new())
         }
-        None => enrol_form(&state, &client, StatusCode::UNAUTHORIZED, &signed, Some(client.tr.t("enrol-refused"))).await,
+        None => {
+            enrol_form(&state, &client, StatusCode::UNAUTHORIZED, &signed, Some(client.tr.t("enrol-refused"))).await
+        }
     }
 }
 
@@ -633,7 +661,8 @@ async fn disable_submit(State(state): State<AppState>, client: Client, Form(form
 }
 
 async fn style() -> Response {
-    let mut r = ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], include_str!("../../templates/style.css")).into_response();
+    let mut r = ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], include_str!("../../templates/style.css"))
+        .into_response();
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
     r
 }

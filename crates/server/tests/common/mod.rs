@@ -36,7 +36,8 @@ pub async fn start_with(backend: Backend, identity: server::idp::IdentityConfig)
     let store = store::open(url.as_deref(), dir.path()).await.expect("store opens");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binds");
     let addr = listener.local_addr().expect("address");
-    let state = server::AppState::new(store.clone(), server::Config { base_url: None, max_body_bytes: MAX_BODY, identity });
+    let state =
+        server::AppState::new(store.clone(), server::Config { base_url: None, max_body_bytes: MAX_BODY, identity });
     tokio::spawn(server::serve(listener, state, std::future::pending()));
     TestServer { base: format!("http://{addr}/fhir"), client: Client::new(), store, _dir: dir }
 }
