@@ -107,10 +107,34 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         parallel: usize,
     },
+    /// Manage the token signing keys in the data directory.
+    Keys {
+        #[command(subcommand)]
+        action: KeysCommand,
+    },
     /// Manage accounts.
     User {
         #[command(subcommand)]
         action: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// List the keys, one JSON object per line: kid, algorithm, created and retired times.
+    List {
+        /// The directory holding the database and keys.
+        #[arg(long, env = "IASO_DATA_DIR", default_value = "./iaso-data")]
+        data_dir: PathBuf,
+    },
+    /// Make a new key of each algorithm and retire the current ones; retired keys stay
+    /// published (tokens they signed still verify) for `--keep-hours`, then are deleted.
+    Rotate {
+        #[arg(long, env = "IASO_DATA_DIR", default_value = "./iaso-data")]
+        data_dir: PathBuf,
+        /// Longer than the longest token lifetime, so no token outlives its key.
+        #[arg(long, default_value_t = 48)]
+        keep_hours: i64,
     },
 }
 
@@ -182,10 +206,11 @@ fn main() -> ExitCode {
                 let store = store.open().await?;
                 user::list(store.as_ref(), &mut std::io::stdout().lock()).await.map(|_| ())
             }
+            Command::Keys { action } => keys_command(action),
             Command::User { action: UserCommand::Create { store, email, roles, fhir_user, password_stdin } } => {
+                let password = if password_stdin { Some(user::read_password()?) } else { None };
                 let store = store.open().await?;
-                let created =
-                    user::create(store.as_ref(), user::NewUser { email, roles, fhir_user, password_stdin }).await?;
+                let created = user::create(store.as_ref(), user::NewUser { email, roles, fhir_user, password }).await?;
                 println!("{created}");
                 Ok(())
             }
@@ -217,7 +242,11 @@ async fn serve(
     let listener =
         tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    let state = server::AppState::new(store.clone(), config);
+    let keys_dir = store_args.data_dir.join("keys");
+    let keys = server::signing::SigningKeys::open(keys_dir.clone())
+        .map_err(|e| format!("cannot open the signing keys in {}: {e}", keys_dir.display()))?;
+    let mut state = server::AppState::new(store.clone(), config);
+    state.keys = Some(Arc::new(keys));
     server::reindex::on_start(&state).await.map_err(|e| format!("cannot prepare the search index: {e}"))?;
     let shutdown = shutdown_signal()?;
     tracing::info!(
@@ -230,6 +259,28 @@ async fn serve(
     println!("Iaso FHIR R4 server listening on http://{local}/fhir ({} store)", store.backend());
     server::serve(listener, state, shutdown).await.map_err(|e| format!("server error: {e}"))?;
     tracing::info!("stopped");
+    Ok(())
+}
+
+fn keys_command(action: KeysCommand) -> Result<(), String> {
+    let now = chrono::Utc::now().timestamp();
+    let (ring, dir) = match action {
+        KeysCommand::List { data_dir } => {
+            let dir = data_dir.join("keys");
+            (auth::keys::KeyRing::load(&dir), dir)
+        }
+        KeysCommand::Rotate { data_dir, keep_hours } => {
+            let dir = data_dir.join("keys");
+            (auth::keys::KeyRing::rotate(&dir, now, keep_hours.max(0) * 3600), dir)
+        }
+    };
+    let ring = ring.map_err(|e| format!("signing keys in {}: {e}", dir.display()))?;
+    for key in ring.keys() {
+        let line = serde_json::json!({
+            "kid": key.kid, "alg": key.alg.as_str(), "created": key.created, "retiredAt": key.retired_at,
+        });
+        println!("{line}");
+    }
     Ok(())
 }
 
@@ -270,7 +321,7 @@ async fn seed_demo(store: &dyn Store, patients: usize) -> Result<(), String> {
             .map_err(|e| format!("demo data failed to load: {:?}", e.issues()))?;
     }
     println!("Demo clinic seeded: {patients} patients, {resources} resources.");
-    Ok(())
+    user::seed_demo_accounts(store).await
 }
 
 const DEMO_SEED: u64 = 20_260_101;

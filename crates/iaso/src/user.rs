@@ -13,9 +13,9 @@ pub struct NewUser {
     pub email: String,
     pub roles: Vec<String>,
     pub fhir_user: Option<String>,
-    /// Read the password from the first line of standard input; without it the account is
-    /// invited (no password until one is set through a reset link).
-    pub password_stdin: bool,
+    /// Without a password the account is invited (no password until one is set through a
+    /// reset link).
+    pub password: Option<String>,
 }
 
 /// Creates the account and answers what to print: the account without its hash.
@@ -33,8 +33,7 @@ pub async fn create(store: &dyn Store, new: NewUser) -> Result<Value, String> {
             _ => return Err(format!("{user} does not exist in the store")),
         }
     }
-    let password_hash = if new.password_stdin {
-        let password = read_password()?;
+    let password_hash = if let Some(password) = new.password {
         password::check_policy(&password, Some(email.as_str())).map_err(|e| format!("{} ({})", e, e.code()))?;
         // Argon2id takes a tenth of a second of one core by design.
         let hashed = tokio::task::spawn_blocking(move || password::hash(&password, &Argon2Params::DEFAULT))
@@ -98,7 +97,7 @@ pub async fn list(store: &dyn Store, out: &mut impl std::io::Write) -> Result<us
 }
 
 /// The first line of standard input, without its line ending.
-fn read_password() -> Result<String, String> {
+pub fn read_password() -> Result<String, String> {
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line).map_err(|e| format!("cannot read the password from stdin: {e}"))?;
     let password = line.strip_suffix('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).unwrap_or(&line).to_owned();
@@ -106,4 +105,32 @@ fn read_password() -> Result<String, String> {
         return Err("--password-stdin: standard input held no password".into());
     }
     Ok(password)
+}
+
+/// The demo clinic's accounts: a patient, a practitioner and an administrator, each with a
+/// random password printed once (nothing secret is in the repository). The patient and the
+/// practitioner act as the first demo Patient and Practitioner.
+pub async fn seed_demo_accounts(store: &dyn Store) -> Result<(), String> {
+    let first = |resource_type: &'static str| async move {
+        let query = store::HistoryQuery { resource_type: Some(resource_type.into()), count: 1, ..Default::default() };
+        let newest = store.history(DEFAULT_TENANT, &query).await.map_err(|e| e.to_string())?;
+        Ok::<_, String>(newest.first().map(|v| format!("{resource_type}/{}", v.id)))
+    };
+    let demo = [
+        ("patient@clinic.example", "patient", first("Patient").await?),
+        ("doctor@clinic.example", "practitioner", first("Practitioner").await?),
+        ("admin@clinic.example", "admin", None),
+    ];
+    println!("Demo accounts (sign in at /auth/login; staff set up two-step verification first):");
+    for (email, role, fhir_user) in demo {
+        // About 90 random bits (a v4 UUID less its fixed version digits), in groups a person
+        // can type.
+        let random = uuid::Uuid::new_v4().simple().to_string();
+        let password = format!("{}-{}-{}", &random[..8], &random[8..16], &random[16..24]);
+        let new =
+            NewUser { email: email.into(), roles: vec![role.into()], fhir_user, password: Some(password.clone()) };
+        create(store, new).await?;
+        println!("  {email}  {password}  ({role})");
+    }
+    Ok(())
 }

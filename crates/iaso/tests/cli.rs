@@ -272,6 +272,30 @@ async fn demo_clinic_then_graceful_shutdown() {
         .expect("json");
     assert_eq!(history["total"], 5);
 
+    // The printed demo patient signs in with the printed password.
+    let line = lines.iter().find(|l| l.contains("patient@clinic.example")).expect("a demo patient account");
+    let password = line.split_whitespace().nth(1).expect("its password");
+    let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let login = browser.get(format!("{root}/auth/login")).send().await.expect("sent");
+    let csrf_cookie =
+        login.headers()["set-cookie"].to_str().expect("ascii").split(';').next().expect("pair").to_owned();
+    let page = login.text().await.expect("page");
+    let token_at = page.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
+    let token = &page[token_at..token_at + 43];
+    let form = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([("csrf", token), ("email", "patient@clinic.example"), ("password", password), ("return_to", "")])
+        .finish();
+    let signed_in = browser
+        .post(format!("{root}/auth/login"))
+        .header("cookie", csrf_cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(signed_in.status(), 303);
+    assert_eq!(signed_in.headers()["location"], "/account");
+
     server.signal("-TERM");
     let status = server.child.wait().expect("exits");
     assert!(status.success(), "{status:?}");
@@ -335,4 +359,50 @@ async fn committed_writes_survive_kill_9() {
     restarted.signal("-TERM");
     let _ = restarted.child.wait();
     std::thread::sleep(Duration::from_millis(10));
+}
+
+/// Signing keys are made at first start, published without their private parts, and
+/// rotated by `iaso keys rotate` with the old ones kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_keys_are_made_published_and_rotated() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (mut server, _) = start(dir.path(), &[]);
+    let root = server.base.trim_end_matches("/fhir").to_owned();
+    let jwks: Value =
+        reqwest::get(format!("{root}/.well-known/jwks.json")).await.expect("sent").json().await.expect("json");
+    let keys = jwks["keys"].as_array().expect("keys");
+    let algs: Vec<&str> = keys.iter().filter_map(|k| k["alg"].as_str()).collect();
+    assert_eq!(algs.len(), 2);
+    assert!(algs.contains(&"ES256") && algs.contains(&"RS256"), "{jwks}");
+    for k in keys {
+        assert!(k["kid"].as_str().is_some_and(|kid| kid.len() == 43));
+        for private in ["d", "p", "q", "dp", "dq", "qi"] {
+            assert!(k.get(private).is_none(), "{private} published");
+        }
+    }
+    server.signal("-TERM");
+    assert!(server.child.wait().expect("exits").success());
+
+    let rotate = iaso().args(["keys", "rotate", "--data-dir"]).arg(dir.path()).output().expect("runs");
+    assert!(rotate.status.success(), "{}", String::from_utf8_lossy(&rotate.stderr));
+    let listed = iaso().args(["keys", "list", "--data-dir"]).arg(dir.path()).output().expect("runs");
+    let lines: Vec<Value> = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    let old: Vec<&str> = keys.iter().filter_map(|k| k["kid"].as_str()).collect();
+    for line in &lines {
+        let kid = line["kid"].as_str().expect("kid");
+        assert_eq!(line["retiredAt"].is_null(), !old.contains(&kid), "{line}");
+    }
+
+    // A restart publishes the new keys and the retired ones.
+    let (mut again, _) = start(dir.path(), &[]);
+    let root = again.base.trim_end_matches("/fhir").to_owned();
+    let jwks: Value =
+        reqwest::get(format!("{root}/.well-known/jwks.json")).await.expect("sent").json().await.expect("json");
+    assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(4));
+    again.signal("-TERM");
+    assert!(again.child.wait().expect("exits").success());
 }

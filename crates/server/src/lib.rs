@@ -15,6 +15,7 @@ mod respond;
 mod rest;
 mod search;
 pub mod service;
+pub mod signing;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -66,6 +67,8 @@ pub struct AppState {
     pub reindex: Arc<reindex::Job>,
     /// Sign-in, sessions and second factors.
     pub idp: Arc<idp::Idp>,
+    /// The token signing keys; `None` for a server without a data directory (some tests).
+    pub keys: Option<Arc<signing::SigningKeys>>,
 }
 
 impl AppState {
@@ -78,6 +81,7 @@ impl AppState {
         AppState {
             store,
             idp: Arc::new(idp::Idp::new(config.identity.clone())),
+            keys: None,
             config: Arc::new(config),
             started: started.into(),
             registry: Arc::new(std::sync::RwLock::new(registry)),
@@ -155,6 +159,7 @@ pub fn router(state: AppState) -> Router {
         .route("/fhir/", post(rest::base_post).get(search::system_get))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
+        .route("/.well-known/jwks.json", get(signing::jwks))
         .merge(pages::router(&state))
         .fallback(not_found)
         .layer(DefaultBodyLimit::disable())
