@@ -539,7 +539,9 @@ impl Idp {
         detail: serde_json::Value,
     ) -> ApiResult<()> {
         let event = AuthEvent {
-            id: uuid::Uuid::new_v4().to_string(),
+            // Time-ordered and monotonic within the process, so two events of one millisecond
+            // (a failure and the lock it causes) list in the order they happened.
+            id: uuid::Uuid::now_v7().to_string(),
             at: Utc::now(),
             kind: kind.to_owned(),
             account_id: account_id.map(str::to_owned),
